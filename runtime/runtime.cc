@@ -1,1 +1,276 @@
-// placeholder: filled in by its owner
+#include "remora/runtime/runtime.h"
+
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+
+#include "api/http/routes.h"
+#include "api/http/server.h"
+#include "blocks/metadata/metadata_block.h"
+#include "blocks/state/state_block.h"
+#include "remora/components/common/strings.h"
+#include "remora/runtime/asio.h"
+#include "remora/runtime/log.h"
+#include "remora/runtime/registry.h"
+#include "remora/runtime/resources.h"
+
+namespace remora::runtime {
+namespace asio = boost::asio;
+
+struct Runtime::Loops {
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+  std::vector<std::thread> threads;
+
+  explicit Loops(size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      contexts.push_back(std::make_unique<asio::io_context>(1));
+      guards.push_back(asio::make_work_guard(*contexts.back()));
+    }
+    for (size_t i = 0; i < n; ++i) {
+      threads.emplace_back([ctx = contexts[i].get()] { ctx->run(); });
+    }
+  }
+  ~Loops() { Stop(); }
+  void Stop() {
+    for (auto& ctx : contexts) ctx->stop();
+    for (auto& t : threads) {
+      if (t.joinable()) t.join();
+    }
+  }
+  std::vector<asio::io_context*> Raw() const {
+    std::vector<asio::io_context*> out;
+    for (const auto& c : contexts) out.push_back(c.get());
+    return out;
+  }
+};
+
+struct Runtime::Servers {
+  std::unique_ptr<http::DaprHttpApi> api;
+  std::unique_ptr<http::Server> http;
+  std::mutex mu;
+  std::condition_variable cv;
+};
+
+Runtime::Runtime(const Options& options) : options_(options) {}
+
+Runtime::~Runtime() {
+  if (loops_) loops_->Stop();
+  servers_.reset();
+}
+
+absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Create(const Options& options) {
+  std::unique_ptr<Runtime> rt(new Runtime(options));
+  size_t n = std::max(1u, std::thread::hardware_concurrency());
+  rt->loops_ = std::make_unique<Loops>(n);
+  rt->state_ = std::make_unique<StateBlock>(options.app_id, options.namespace_);
+  AppConnectionInfo app;
+  app.port = options.app_port;
+  app.protocol = options.app_protocol;
+  app.channel_address = options.app_channel_address;
+  app.max_concurrency = options.app_max_concurrency;
+  app.health_check = options.enable_app_health_check;
+  app.health_check_path = options.app_health_check_path;
+  app.health_probe_interval = StrCat(options.app_health_probe_interval_s, "s");
+  app.health_probe_timeout = StrCat(options.app_health_probe_timeout_ms, "ms");
+  app.health_threshold = options.app_health_threshold;
+  rt->metadata_ = std::make_unique<MetadataBlock>(options.app_id, std::move(app));
+  rt->servers_ = std::make_unique<Servers>();
+  if (absl::Status s = rt->LoadComponents(); !s.ok()) return s;
+  return rt;
+}
+
+namespace {
+
+// The kinds this build serves; other Dapr kinds in a resources directory are skipped with a
+// warning instead of failing start-up, so existing Dapr resource folders load.
+bool KnownKind(std::string_view kind) { return kind == "state"; }
+
+absl::StatusOr<components::Metadata> ResolveMetadata(const ComponentSpec& spec) {
+  std::map<std::string, std::string> values;
+  for (const MetadataItem& item : spec.metadata) {
+    if (item.secret_key_ref) {
+      return MakeStatus(
+          absl::StatusCode::kFailedPrecondition,
+          StrCat(spec.source.Describe(), ": component ", spec.name, ": metadata ", item.name,
+                 ": secretKeyRef ", item.secret_key_ref->name, "/", item.secret_key_ref->key,
+                 " cannot be resolved: this build has no secret stores yet"));
+    }
+    if (item.env_ref) {
+      const char* env = std::getenv(item.env_ref->c_str());
+      values[item.name] = env ? env : "";
+      continue;
+    }
+    values[item.name] = item.value;
+  }
+  return components::Metadata(std::move(values));
+}
+
+}  // namespace
+
+absl::Status Runtime::LoadComponents() {
+  Resources resources;
+  if (options_.resources_paths.empty()) {
+    ComponentSpec statestore;
+    statestore.name = "statestore";
+    statestore.type = "state.in-memory";
+    statestore.source.file = "<built-in default>";
+    resources.components.push_back(std::move(statestore));
+  } else {
+    auto loaded = LoadResources(options_.resources_paths, options_.app_id, options_.namespace_);
+    if (!loaded.ok()) return loaded.status();
+    resources = *std::move(loaded);
+  }
+
+  Registry registry;
+  if (absl::Status s = RegisterBuiltinComponents(registry); !s.ok()) return s;
+
+  for (const ComponentSpec& spec : resources.components) {
+    std::string kind = spec.type.substr(0, spec.type.find('.'));
+    auto fail = [&](absl::Status s) -> absl::Status {
+      if (spec.ignore_errors) {
+        log::Warn("ignoring component ", spec.name, " (", spec.source.Describe(),
+                  ") because spec.ignoreErrors is set: ", MessageOf(s));
+        return absl::OkStatus();
+      }
+      return s;
+    };
+    if (!KnownKind(kind)) {
+      log::Warn("component ", spec.name, " (", spec.type, ", ", spec.source.Describe(),
+                ") is skipped: this build has no ", kind, " building block yet");
+      continue;
+    }
+    auto metadata = ResolveMetadata(spec);
+    if (!metadata.ok()) {
+      if (absl::Status s = fail(metadata.status()); !s.ok()) return s;
+      continue;
+    }
+    components::ComponentContext context;
+    context.name = spec.name;
+    context.type = spec.type;
+    context.version = spec.version;
+    context.app_id = options_.app_id;
+    context.namespace_ = options_.namespace_;
+    context.metadata = *std::move(metadata);
+    context.io_context = loops_->contexts.front().get();
+    // Keys daprd itself reads (contract §4.1) are not the component's to report as unknown.
+    for (const char* key : {"keyPrefix", "actorStateStore", "outboxPublishPubsub",
+                            "outboxPublishTopic", "outboxPubsub", "outboxDiscardWhenMissingState",
+                            "primaryEncryptionKey", "secondaryEncryptionKey"}) {
+      context.metadata.MarkUsed(key);
+    }
+
+    const auto* factory = registry.state().Find(spec.type, spec.version);
+    if (factory == nullptr) {
+      std::string known;
+      for (const auto& k : registry.state().Keys()) StrAppend(&known, known.empty() ? "" : ", ", k);
+      if (absl::Status s = fail(MakeStatus(
+              absl::StatusCode::kNotFound,
+              StrCat(spec.source.Describe(), ": component ", spec.name, ": unknown type ",
+                     spec.type, "/", spec.version, " (this build has: ", known, ")")));
+          !s.ok()) {
+        return s;
+      }
+      continue;
+    }
+    auto store = (*factory)(context);
+    if (!store.ok()) {
+      if (absl::Status s = fail(MakeStatus(
+              store.status().code(), StrCat(spec.source.Describe(), ": component ", spec.name, " (",
+                                            spec.type, "): ", MessageOf(store.status()))));
+          !s.ok()) {
+        return s;
+      }
+      continue;
+    }
+    for (const std::string& key : context.metadata.Unused()) {
+      log::Warn("component ", spec.name, " (", spec.source.Describe(), "): unknown metadata key '",
+                key, "' is ignored");
+    }
+    KeyPrefix prefix = KeyPrefix::Parse(context.metadata.GetString("keyPrefix"));
+    StateBlock::StoreInfo info;
+    state_->AddStore(spec.name, spec.type, spec.version, std::move(prefix), *std::move(store));
+    log::Info("component loaded: ", spec.name, " (", spec.type, "/", spec.version, ")");
+  }
+  for (const auto& store : state_->Stores()) {
+    metadata_->AddComponent({store.name, store.type, store.version, store.capabilities});
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Runtime::StartServers() {
+  http::ApiHooks hooks;
+  hooks.ready = [this] { return ready(); };
+  hooks.outbound_health = [this] { return state_->Health(); };
+  hooks.shutdown = [this](bool force) { RequestShutdown(force); };
+  http::ApiConfig config;
+  config.app_id = options_.app_id;
+  config.api_token = options_.api_token;
+  config.api_logging = options_.enable_api_logging.value_or(false);
+  servers_->api =
+      std::make_unique<http::DaprHttpApi>(*state_, *metadata_, std::move(hooks), std::move(config));
+  http::ServerOptions server_options;
+  server_options.max_body_size = options_.max_body_size;
+  server_options.max_header_size = static_cast<uint32_t>(options_.read_buffer_size);
+  servers_->http = std::make_unique<http::Server>(loops_->Raw(), *servers_->api, server_options);
+  if (absl::Status s =
+          servers_->http->Listen(options_.dapr_listen_addresses, options_.dapr_http_port);
+      !s.ok()) {
+    return MakeStatus(s.code(), StrCat("HTTP API: ", MessageOf(s)));
+  }
+  ready_.store(true);
+  return absl::OkStatus();
+}
+
+int Runtime::http_port() const { return servers_->http ? servers_->http->port() : 0; }
+
+void Runtime::RequestShutdown(bool force) {
+  {
+    std::lock_guard lock(servers_->mu);
+    int expected = 0;
+    shutdown_.compare_exchange_strong(expected, force ? 2 : 1);
+    if (force) shutdown_.store(2);
+  }
+  servers_->cv.notify_all();
+  if (force) {
+    std::thread([] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      log::Warn("forced shutdown");
+      ::_exit(1);
+    }).detach();
+  }
+}
+
+int Runtime::Wait() {
+  asio::signal_set signals(*loops_->contexts.front(), SIGINT, SIGTERM);
+  signals.async_wait([this](const boost::system::error_code& ec, int signo) {
+    if (ec) return;
+    log::Info("received signal ", signo, ", shutting down gracefully");
+    RequestShutdown(false);
+  });
+  {
+    std::unique_lock lock(servers_->mu);
+    servers_->cv.wait(lock, [this] { return shutdown_.load() != 0; });
+  }
+  ready_.store(false);
+  if (servers_->http) servers_->http->Stop();
+  // Let requests already accepted finish (their writes are acknowledged to clients) before the
+  // loops stop; bounded by --dapr-graceful-shutdown-seconds.
+  auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(options_.graceful_shutdown_seconds);
+  while (servers_->api && servers_->api->in_flight() > 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  // Give the last responses a moment to leave the socket.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  boost::system::error_code ignored;
+  signals.cancel(ignored);
+  loops_->Stop();
+  log::Info("shutdown complete");
+  return 0;
+}
+
+}  // namespace remora::runtime

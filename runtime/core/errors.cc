@@ -4,8 +4,8 @@
 #include <string>
 
 #include "absl/strings/numbers.h"
-#include "remora/components/common/strings.h"
 #include "nlohmann/json.hpp"
+#include "remora/components/common/strings.h"
 
 namespace remora::errors {
 namespace {
@@ -43,8 +43,6 @@ constexpr std::array<Spec, static_cast<size_t>(Code::kCount_)> kTable = {{
     {"ERR_STATE_BULK_GET", 500, SC::kInternal, ""},
     {"ERR_STATE_BULK_DELETE", 500, SC::kInternal, ""},
     {"ERR_STATE_TRANSACTION", 500, SC::kInternal, ""},
-    {"ERR_STATE_TRANSACTION", 409, SC::kAborted, ""},
-    {"ERR_STATE_TRANSACTION", 400, SC::kInvalidArgument, ""},
     {"ERR_NOT_SUPPORTED_STATE_OPERATION", 400, SC::kUnimplemented, ""},
     {"ERR_STATE_STORE_NOT_SUPPORTED", 500, SC::kUnimplemented,
      "DAPR_STATE_TRANSACTIONS_NOT_SUPPORTED"},
@@ -87,6 +85,14 @@ constexpr std::array<Spec, static_cast<size_t>(Code::kCount_)> kTable = {{
     {"ERR_UNLOCK", 500, SC::kInternal, ""},
 }};
 
+constexpr bool EveryCodeHasARow() {
+  for (const Spec& spec : kTable) {
+    if (spec.error_code.empty()) return false;
+  }
+  return true;
+}
+static_assert(EveryCodeHasARow(), "every errors::Code needs its row in kTable, in enum order");
+
 constexpr std::string_view kPayloadUrl = "type.remora.dev/errors.Code";
 
 }  // namespace
@@ -113,24 +119,42 @@ bool CodeOf(const absl::Status& status, Code* code) {
 
 int HttpStatusFromGrpc(absl::StatusCode code) {
   switch (code) {
-    case SC::kOk: return 200;
-    case SC::kCancelled: return 408;
-    case SC::kUnknown: return 500;
-    case SC::kInvalidArgument: return 400;
-    case SC::kDeadlineExceeded: return 504;
-    case SC::kNotFound: return 404;
-    case SC::kAlreadyExists: return 409;
-    case SC::kPermissionDenied: return 403;
-    case SC::kUnauthenticated: return 401;
-    case SC::kResourceExhausted: return 429;
-    case SC::kFailedPrecondition: return 400;
-    case SC::kAborted: return 409;
-    case SC::kOutOfRange: return 400;
-    case SC::kUnimplemented: return 501;
-    case SC::kInternal: return 500;
-    case SC::kUnavailable: return 503;
-    case SC::kDataLoss: return 500;
-    default: return 500;
+    case SC::kOk:
+      return 200;
+    case SC::kCancelled:
+      return 408;
+    case SC::kUnknown:
+      return 500;
+    case SC::kInvalidArgument:
+      return 400;
+    case SC::kDeadlineExceeded:
+      return 504;
+    case SC::kNotFound:
+      return 404;
+    case SC::kAlreadyExists:
+      return 409;
+    case SC::kPermissionDenied:
+      return 403;
+    case SC::kUnauthenticated:
+      return 401;
+    case SC::kResourceExhausted:
+      return 429;
+    case SC::kFailedPrecondition:
+      return 400;
+    case SC::kAborted:
+      return 409;
+    case SC::kOutOfRange:
+      return 400;
+    case SC::kUnimplemented:
+      return 501;
+    case SC::kInternal:
+      return 500;
+    case SC::kUnavailable:
+      return 503;
+    case SC::kDataLoss:
+      return 500;
+    default:
+      return 500;
   }
 }
 

@@ -18,11 +18,16 @@ std::string g_app_id;
 
 const char* LevelName(Level level) {
   switch (level) {
-    case Level::kDebug: return "debug";
-    case Level::kInfo: return "info";
-    case Level::kWarn: return "warning";
-    case Level::kError: return "error";
-    case Level::kFatal: return "fatal";
+    case Level::kDebug:
+      return "debug";
+    case Level::kInfo:
+      return "info";
+    case Level::kWarn:
+      return "warning";
+    case Level::kError:
+      return "error";
+    case Level::kFatal:
+      return "fatal";
   }
   return "info";
 }
@@ -50,22 +55,32 @@ void Configure(Level level, bool as_json, std::string_view app_id) {
 }
 
 bool ParseLevel(std::string_view text, Level* level) {
-  if (text == "debug") *level = Level::kDebug;
-  else if (text == "info") *level = Level::kInfo;
-  else if (text == "warn" || text == "warning") *level = Level::kWarn;
-  else if (text == "error") *level = Level::kError;
-  else if (text == "fatal") *level = Level::kFatal;
-  else return false;
+  if (text == "debug")
+    *level = Level::kDebug;
+  else if (text == "info")
+    *level = Level::kInfo;
+  else if (text == "warn" || text == "warning")
+    *level = Level::kWarn;
+  else if (text == "error")
+    *level = Level::kError;
+  else if (text == "fatal")
+    *level = Level::kFatal;
+  else
+    return false;
   return true;
 }
 
-bool Enabled(Level level) { return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed); }
+bool Enabled(Level level) {
+  return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed);
+}
 
 void Write(Level level, std::string_view message) {
   std::string line;
   if (g_json) {
-    nlohmann::json j = {{"time", Now()},       {"level", LevelName(level)},
-                        {"msg", message},      {"scope", "remorad"},
+    nlohmann::json j = {{"time", Now()},
+                        {"level", LevelName(level)},
+                        {"msg", message},
+                        {"scope", "remorad"},
                         {"app_id", g_app_id}};
     line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   } else {

@@ -1,1 +1,19 @@
-// placeholder: filled in by its owner
+#include "remora/runtime/registry.h"
+
+#ifdef REMORA_WITH_STATE_MEMORY
+#include "memory_store.h"
+#endif
+
+namespace remora::runtime {
+
+// One line per component compiled into this build.
+absl::Status RegisterBuiltinComponents(Registry& registry) {
+  absl::Status status;
+#ifdef REMORA_WITH_STATE_MEMORY
+  status.Update(
+      registry.state().Register("state.in-memory", "v1", components::state::memory::Create));
+#endif
+  return status;
+}
+
+}  // namespace remora::runtime

@@ -43,8 +43,6 @@ enum class Code : uint16_t {
   kStateBulkGet,
   kStateBulkDelete,
   kStateTransaction,
-  kStateTransactionETagMismatch,
-  kStateTransactionETagInvalid,
   kNotSupportedStateOperation,
   kStateTransactionsNotSupported,
   kStateQueryNotSupported,

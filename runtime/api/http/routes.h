@@ -1,0 +1,59 @@
+#pragma once
+
+// Dapr's v1 HTTP API (contract §2) over the building blocks: parse → call a block → map the
+// status through the one error table. No state logic lives here.
+
+#include <atomic>
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "api/http/server.h"
+
+namespace remora::runtime {
+class StateBlock;
+class MetadataBlock;
+}  // namespace remora::runtime
+
+namespace remora::runtime::http {
+
+struct ApiHooks {
+  std::function<bool()> ready;                    // components up and servers listening
+  std::function<absl::Status()> outbound_health;  // backends reachable
+  std::function<void(bool force)> shutdown;
+};
+
+struct ApiConfig {
+  std::string app_id;
+  std::string api_token;  // DAPR_API_TOKEN; empty: no check
+  bool api_logging = false;
+};
+
+class DaprHttpApi : public Handler {
+ public:
+  DaprHttpApi(StateBlock& state, MetadataBlock& metadata, ApiHooks hooks, ApiConfig config);
+
+  void Handle(Request& request, Reply reply) override;
+  Response TooLarge(unsigned version, uint64_t limit) override;
+  // Requests accepted but not answered yet (graceful shutdown waits for zero).
+  int in_flight() const { return in_flight_.load(); }
+
+ private:
+  struct Call;
+  void Route(Call& call);
+  void Fallback(Call& call);
+  void GetState(Call& call, std::string_view store, std::string_view key);
+  void SaveState(Call& call, std::string_view store);
+  void DeleteState(Call& call, std::string_view store, std::string_view key);
+  void BulkGetState(Call& call, std::string_view store);
+  void Transaction(Call& call, std::string_view store);
+  void GetMetadata(Call& call);
+
+  StateBlock& state_;
+  MetadataBlock& metadata_;
+  ApiHooks hooks_;
+  ApiConfig config_;
+  std::atomic<int> in_flight_{0};
+};
+
+}  // namespace remora::runtime::http

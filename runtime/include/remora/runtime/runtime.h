@@ -1,0 +1,61 @@
+#pragma once
+
+// The Remora runtime as a library. remorad is a thin main around it; the C++ SDK's embedded mode
+// creates one in-process without servers.
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "remora/runtime/options.h"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace remora::runtime {
+
+class StateBlock;
+class MetadataBlock;
+
+class Runtime {
+ public:
+  // Loads the resources (or the in-memory defaults when no resources path is given), creates
+  // every component and starts the event loops. Nothing listens yet. A component that fails to
+  // initialise stops start-up with an error naming it, unless its spec says ignoreErrors.
+  static absl::StatusOr<std::unique_ptr<Runtime>> Create(const Options& options);
+  ~Runtime();
+
+  // Binds the HTTP API (and, when built, gRPC) on the configured ports.
+  absl::Status StartServers();
+  // Serves until SIGINT/SIGTERM or a shutdown request; returns the process exit code.
+  int Wait();
+  // Graceful unless `force` (then the process exits with code 1 about 100 ms later, as daprd).
+  void RequestShutdown(bool force);
+
+  int http_port() const;
+  const Options& options() const { return options_; }
+  StateBlock& state() { return *state_; }
+  MetadataBlock& metadata() { return *metadata_; }
+  // True once components are initialised and the API servers are up.
+  bool ready() const { return ready_.load(); }
+
+ private:
+  explicit Runtime(const Options& options);
+  absl::Status LoadComponents();
+
+  struct Loops;
+  struct Servers;
+  Options options_;
+  std::unique_ptr<Loops> loops_;
+  std::unique_ptr<StateBlock> state_;
+  std::unique_ptr<MetadataBlock> metadata_;
+  std::unique_ptr<Servers> servers_;
+  std::atomic<bool> ready_{false};
+  std::atomic<int> shutdown_{0};  // 0 running, 1 graceful, 2 forced
+};
+
+}  // namespace remora::runtime
