@@ -281,9 +281,8 @@ ParseResult ParseCommandLine(int argc, const char* const* argv) {
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg.size() > 2 && arg[0] == '-' && std::isalpha(static_cast<unsigned char>(arg[1]))) {
-      std::string name =
-          "--" +
-          arg.substr(1, arg.find('=') == std::string::npos ? std::string::npos : arg.find('=') - 1);
+      size_t eq = arg.find('=');
+      std::string name = "--" + arg.substr(1, eq == std::string::npos ? eq : eq - 1);
       if (app.get_option_no_throw(name) != nullptr) arg = "-" + arg;
     }
     // `--flag=` means an empty value (`dapr run` passes `--scheduler-host-address=`), but CLI11
