@@ -13,15 +13,16 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "remora/components/common/strings.h"
 #include "remora/components/common/context.h"
+#include "remora/components/common/strings.h"
+#include "remora/components/pubsub/pubsub.h"
 #include "remora/components/state/store.h"
 
 namespace remora::runtime {
 
 template <typename Interface>
-using Factory = std::function<absl::StatusOr<std::unique_ptr<Interface>>(
-    const components::ComponentContext&)>;
+using Factory =
+    std::function<absl::StatusOr<std::unique_ptr<Interface>>(const components::ComponentContext&)>;
 
 template <typename Interface>
 class KindRegistry {
@@ -30,7 +31,8 @@ class KindRegistry {
                         Factory<Interface> factory) {
     std::string key = StrCat(type, "/", version);
     if (!factories_.emplace(key, std::move(factory)).second) {
-      return MakeStatus(absl::StatusCode::kAlreadyExists, StrCat("component ", key, " is registered twice"));
+      return MakeStatus(absl::StatusCode::kAlreadyExists,
+                        StrCat("component ", key, " is registered twice"));
     }
     return absl::OkStatus();
   }
@@ -53,9 +55,12 @@ class Registry {
  public:
   KindRegistry<components::state::Store>& state() { return state_; }
   const KindRegistry<components::state::Store>& state() const { return state_; }
+  KindRegistry<components::pubsub::PubSub>& pubsub() { return pubsub_; }
+  const KindRegistry<components::pubsub::PubSub>& pubsub() const { return pubsub_; }
 
  private:
   KindRegistry<components::state::Store> state_;
+  KindRegistry<components::pubsub::PubSub> pubsub_;
 };
 
 // Registers every component compiled into this build (CMake options REMORA_<KIND>_<NAME>).
