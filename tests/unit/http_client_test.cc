@@ -3,9 +3,11 @@
 #include "remora/components/common/http/client.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -557,6 +559,31 @@ TEST(TestEnvTest, HttpCallAndWaitForHttp) {
   EXPECT_TRUE(remora::testing::WaitForHttp(server.port(), "/ready", 204, std::chrono::seconds(2)));
   EXPECT_FALSE(
       remora::testing::WaitForHttp(server.port(), "/other", 204, std::chrono::milliseconds(100)));
+}
+
+TEST(TestEnvTest, StartRemoradReportsEarlyExitWithOutput) {
+  // A stand-in for remorad that prints its command line and fails, as a misconfigured one would.
+  std::string dir =
+      remora::testing::WriteTempFile("fake-remorad", "#!/bin/sh\necho args: \"$@\"\nexit 2\n");
+  ASSERT_FALSE(dir.empty());
+  std::string fake = StrCat(dir, "/fake-remorad");
+  ASSERT_EQ(::chmod(fake.c_str(), 0755), 0);
+  const char* previous = std::getenv("REMORAD");
+  std::optional<std::string> saved = previous ? std::optional<std::string>(previous) : std::nullopt;
+  ::setenv("REMORAD", fake.c_str(), 1);
+  auto remorad = remora::testing::StartRemorad({"--app-id", "x"});
+  if (saved) {
+    ::setenv("REMORAD", saved->c_str(), 1);
+  } else {
+    ::unsetenv("REMORAD");
+  }
+  std::filesystem::remove_all(dir);
+  ASSERT_FALSE(remorad.ok());
+  const std::string message(remorad.status().message());
+  EXPECT_THAT(message, HasSubstr("exited with code 2"));
+  EXPECT_THAT(message, HasSubstr("--dapr-http-port"));
+  EXPECT_THAT(message, HasSubstr("--metrics-port"));
+  EXPECT_THAT(message, HasSubstr("--app-id x"));
 }
 
 TEST(ChildProcessTest, CapturesOutputAndExitCode) {
