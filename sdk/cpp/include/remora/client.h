@@ -1,0 +1,269 @@
+#pragma once
+
+// remora::Client: the state API of a Dapr sidecar for C++ functions, with two transports behind one
+// interface.
+//
+//   Remote   - gRPC to remorad (or daprd) on localhost. Client::Remote() never fails: the channel
+//              connects on the first call. Every call has a deadline; when no sidecar answers, a
+//              call fails fast with UNAVAILABLE instead of waiting for one.
+//   Embedded - the runtime runs inside the process (no sidecar, no network): components come from
+//              a directory of Dapr component YAML, or the in-memory default store "statestore".
+//
+// Both transports answer with the same statuses: the canonical code is the gRPC code Dapr uses
+// (ABORTED for an etag mismatch, INVALID_ARGUMENT for an unknown store or an illegal key, ...),
+// the message is the runtime's, and ErrorReason() gives the google.rpc.ErrorInfo reason (e.g.
+// "DAPR_STATE_NOT_FOUND") where Dapr attaches one.
+//
+// Values are bytes (std::string), stored verbatim. JSON helpers: StateItem::FromJson and
+// State::Json.
+//
+// Example:
+//
+//   auto client = remora::Client::Remote();  // 127.0.0.1:$DAPR_GRPC_PORT, token $DAPR_API_TOKEN
+//   if (absl::Status s = client->SaveState("statestore", "order-1", R"({"qty":3})"); !s.ok()) ...
+//   absl::StatusOr<remora::State> got = client->GetState("statestore", "order-1");
+//   if (got.ok() && got->found) Use(got->value, got->etag);
+//
+// Thread-safety: a Client may be used from any number of threads at once. Calls are synchronous:
+// they block the calling thread until the answer (or the deadline).
+//
+// Testing: remora/testing/mock_client.h has a gmock MockClient; write functions against
+// `remora::Client&` and pass the mock in unit tests.
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+
+namespace remora {
+
+using Metadata = std::map<std::string, std::string>;
+
+// Per-request hints handed to the state store (Dapr's StateOptions).
+enum class Consistency { kUnspecified, kEventual, kStrong };
+enum class Concurrency { kUnspecified, kFirstWrite, kLastWrite };
+
+struct StateOptions {
+  Concurrency concurrency = Concurrency::kUnspecified;
+  Consistency consistency = Consistency::kUnspecified;
+};
+
+// ---- requests and results ----------------------------------------------------------------------
+
+struct GetStateRequest {
+  std::string store;
+  std::string key;
+  Consistency consistency = Consistency::kUnspecified;
+  Metadata metadata;  // passed to the store (e.g. partitionKey)
+};
+
+// One key's state. A key that does not exist is not an error: found is false and value is empty.
+// Over gRPC the wire has no "found" field: a key counts as found when it has a value or an etag,
+// so an empty value in a store without etags reads as not found.
+struct State {
+  bool found = false;
+  std::string value;
+  std::string etag;   // empty when the store has no etags
+  Metadata metadata;  // e.g. ttlExpireTime
+
+  // The value parsed as JSON; INVALID_ARGUMENT when it is not JSON (or the key was not found).
+  absl::StatusOr<nlohmann::json> Json() const;
+};
+
+// One key to write. With an etag, the write succeeds only when the stored etag is that one
+// (ABORTED otherwise); options.concurrency kFirstWrite without an etag means "create only".
+struct StateItem {
+  std::string key;
+  std::string value;
+  std::optional<std::string> etag;
+  Metadata metadata;  // e.g. ttlInSeconds, contentType
+  StateOptions options;
+
+  // `value` serialised as compact JSON, the bytes Dapr's HTTP API would store for it.
+  static StateItem FromJson(std::string key, const nlohmann::json& value);
+};
+
+struct SaveStateRequest {
+  std::string store;
+  std::vector<StateItem> items;  // an empty list is a no-op
+};
+
+struct DeleteStateRequest {
+  std::string store;
+  std::string key;
+  std::optional<std::string> etag;  // delete only if the stored etag is this one
+  StateOptions options;
+  Metadata metadata;
+};
+
+struct GetBulkStateRequest {
+  std::string store;
+  std::vector<std::string> keys;
+  int parallelism = 0;  // 0: the sidecar's default
+  Metadata metadata;
+};
+
+// One key of a bulk read, in request order. A key that failed has `error` set; the call as a
+// whole still succeeds.
+struct BulkStateItem {
+  std::string key;
+  bool found = false;  // inferred as for State
+  std::string value;
+  std::string etag;
+  Metadata metadata;
+  std::string error;
+
+  absl::StatusOr<nlohmann::json> Json() const;
+};
+
+// One key of a bulk delete.
+struct DeleteItem {
+  std::string key;
+  std::optional<std::string> etag;
+  StateOptions options;
+  Metadata metadata;
+};
+
+struct DeleteBulkStateRequest {
+  std::string store;
+  std::vector<DeleteItem> items;
+};
+
+// One operation of a transaction. For kDelete only item.key, item.etag, item.metadata and
+// item.options are used.
+struct TransactionOperation {
+  enum class Type { kUpsert, kDelete };
+  Type type = Type::kUpsert;
+  StateItem item;
+
+  static TransactionOperation Upsert(StateItem item) { return {Type::kUpsert, std::move(item)}; }
+  static TransactionOperation Delete(std::string key,
+                                     std::optional<std::string> etag = std::nullopt) {
+    TransactionOperation op{Type::kDelete, {}};
+    op.item.key = std::move(key);
+    op.item.etag = std::move(etag);
+    return op;
+  }
+};
+
+// All operations apply, or none (the store must be transactional; UNIMPLEMENTED otherwise).
+struct TransactionRequest {
+  std::string store;
+  std::vector<TransactionOperation> operations;
+  Metadata metadata;
+};
+
+struct ComponentInfo {
+  std::string name;
+  std::string type;                       // e.g. "state.redis"
+  std::string version;                    // e.g. "v1"
+  std::vector<std::string> capabilities;  // e.g. "ETAG", "TRANSACTIONAL"
+};
+
+// What the sidecar (or the embedded runtime) reports about itself.
+struct SidecarMetadata {
+  std::string app_id;
+  std::string runtime_version;
+  std::vector<std::string> enabled_features;
+  std::vector<ComponentInfo> components;
+  Metadata extended;  // includes daprRuntimeVersion and anything set with SetMetadata
+};
+
+// ---- transports --------------------------------------------------------------------------------
+
+struct RemoteOptions {
+  // "host:port" of the sidecar's gRPC API. Empty: 127.0.0.1 and $DAPR_GRPC_PORT (default 50001).
+  std::string address;
+  // Sent as `dapr-api-token` metadata when non-empty. nullopt: $DAPR_API_TOKEN.
+  std::optional<std::string> api_token;
+  // Deadline of every call.
+  std::chrono::milliseconds timeout = std::chrono::seconds(5);
+};
+
+struct EmbeddedOptions {
+  std::string app_id;  // scopes keys as a sidecar with --app-id would (keyPrefix appid)
+  // Directories of Dapr component YAML. Empty: one state.in-memory store named "statestore".
+  std::vector<std::string> resources_paths;
+  // Runtime log level on stderr: debug, info, warn, error. Embedded functions default to quiet.
+  std::string log_level = "warn";
+  // Upper bound on a call whose store answers asynchronously (e.g. Redis).
+  std::chrono::milliseconds timeout = std::chrono::seconds(5);
+};
+
+// ---- the client ---------------------------------------------------------------------------------
+
+class Client {
+ public:
+  virtual ~Client() = default;
+
+  // gRPC to a sidecar. Nothing connects until the first call; one channel per client.
+  static std::unique_ptr<Client> Remote(const RemoteOptions& options = {});
+  // The runtime in-process: loads the components (an error names the bad file or component) and
+  // starts no servers.
+  static absl::StatusOr<std::unique_ptr<Client>> Embedded(const EmbeddedOptions& options = {});
+
+  // State. Errors: INVALID_ARGUMENT (unknown store, key containing "||", missing key),
+  // FAILED_PRECONDITION (no state store configured), ABORTED (etag mismatch on save/delete),
+  // UNIMPLEMENTED (transactions on a store without them), INTERNAL (the store failed),
+  // UNAVAILABLE / DEADLINE_EXCEEDED (remote: no sidecar, or no answer in time).
+  virtual absl::StatusOr<State> GetState(const GetStateRequest& request) = 0;
+  virtual absl::Status SaveState(const SaveStateRequest& request) = 0;
+  virtual absl::Status DeleteState(const DeleteStateRequest& request) = 0;
+  virtual absl::StatusOr<std::vector<BulkStateItem>> GetBulkState(
+      const GetBulkStateRequest& request) = 0;
+  virtual absl::Status DeleteBulkState(const DeleteBulkStateRequest& request) = 0;
+  virtual absl::Status ExecuteStateTransaction(const TransactionRequest& request) = 0;
+
+  // Sidecar metadata (GetMetadata / SetMetadata).
+  virtual absl::StatusOr<SidecarMetadata> GetMetadata() = 0;
+  virtual absl::Status SetMetadata(std::string_view key, std::string_view value) = 0;
+  // Remote: asks the sidecar to shut down gracefully. Embedded: later calls fail with
+  // FAILED_PRECONDITION; the runtime stops when the client is destroyed.
+  virtual absl::Status Shutdown() = 0;
+
+  // Shorthands for the common cases.
+  absl::StatusOr<State> GetState(std::string_view store, std::string_view key) {
+    GetStateRequest request;
+    request.store = store;
+    request.key = key;
+    return GetState(request);
+  }
+  absl::Status SaveState(std::string_view store, std::string_view key, std::string_view value,
+                         std::optional<std::string> etag = std::nullopt) {
+    StateItem item;
+    item.key = key;
+    item.value = value;
+    item.etag = std::move(etag);
+    return SaveState(store, std::move(item));
+  }
+  absl::Status SaveState(std::string_view store, StateItem item) {
+    SaveStateRequest request;
+    request.store = store;
+    request.items.push_back(std::move(item));
+    return SaveState(request);
+  }
+  absl::Status SaveJson(std::string_view store, std::string_view key, const nlohmann::json& value) {
+    return SaveState(store, StateItem::FromJson(std::string(key), value));
+  }
+  absl::Status DeleteState(std::string_view store, std::string_view key,
+                           std::optional<std::string> etag = std::nullopt) {
+    DeleteStateRequest request;
+    request.store = store;
+    request.key = key;
+    request.etag = std::move(etag);
+    return DeleteState(request);
+  }
+};
+
+// The google.rpc.ErrorInfo reason a failed call carried ("DAPR_STATE_NOT_FOUND", ...), or "" when
+// the error has none (Dapr's older errors have none, e.g. an etag mismatch).
+std::string ErrorReason(const absl::Status& status);
+
+}  // namespace remora
