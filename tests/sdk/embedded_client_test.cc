@@ -1,0 +1,94 @@
+// The SDK's embedded transport: the shared client suite against an in-process runtime, plus what
+// only embedded mode has (components from a YAML directory, start-up errors, Shutdown).
+
+#include "remora/client.h"
+
+#include <gtest/gtest.h>
+
+#include "remora/components/common/strings.h"
+#include "tests/sdk/client_suite.h"
+#include "tests/tools/test_env.h"
+
+namespace remora::sdk_test {
+namespace {
+
+Transport EmbeddedTransport() {
+  return {"Embedded", [] {
+            EmbeddedOptions options;
+            options.app_id = kAppId;
+            return Client::Embedded(options);
+          }};
+}
+
+INSTANTIATE_TEST_SUITE_P(Embedded, ClientSuite, ::testing::Values(EmbeddedTransport()),
+                         TransportName);
+
+TEST(EmbeddedClientTest, LoadsComponentsFromAResourcesDirectory) {
+  std::string dir = testing::WriteTempFile("orders.yaml", R"(apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: orders
+spec:
+  type: state.in-memory
+  version: v1
+  metadata:
+  - name: keyPrefix
+    value: none
+)");
+  EmbeddedOptions options;
+  options.app_id = "shop";
+  options.resources_paths = {dir};
+  auto client = Client::Embedded(options);
+  ASSERT_TRUE(client.ok()) << client.status();
+
+  ASSERT_TRUE((*client)->SaveState("orders", "o-1", "3 cakes").ok());
+  EXPECT_EQ((*client)->GetState("orders", "o-1")->value, "3 cakes");
+  // Only what the directory declares: no built-in default store next to it.
+  EXPECT_EQ((*client)->GetState("statestore", "o-1").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  auto md = (*client)->GetMetadata();
+  ASSERT_TRUE(md.ok());
+  ASSERT_EQ(md->components.size(), 1u);
+  EXPECT_EQ(md->components[0].name, "orders");
+}
+
+TEST(EmbeddedClientTest, BadComponentFileFailsCreationNamingTheFile) {
+  std::string dir = testing::WriteTempFile("broken.yaml", R"(apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: broken
+spec:
+  type: state.no-such-type
+  version: v1
+)");
+  EmbeddedOptions options;
+  options.resources_paths = {dir};
+  auto client = Client::Embedded(options);
+  ASSERT_FALSE(client.ok());
+  EXPECT_NE(client.status().message().find("broken.yaml"), absl::string_view::npos)
+      << client.status();
+  EXPECT_NE(client.status().message().find("state.no-such-type"), absl::string_view::npos)
+      << client.status();
+}
+
+TEST(EmbeddedClientTest, UnknownLogLevelIsRejected) {
+  EmbeddedOptions options;
+  options.log_level = "loud";
+  auto client = Client::Embedded(options);
+  EXPECT_EQ(client.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(client.status().message().find("loud"), absl::string_view::npos);
+}
+
+TEST(EmbeddedClientTest, CallsAfterShutdownFailWithFailedPrecondition) {
+  auto client = Client::Embedded();
+  ASSERT_TRUE(client.ok()) << client.status();
+  ASSERT_TRUE((*client)->SaveState("statestore", "k", "v").ok());
+  ASSERT_TRUE((*client)->Shutdown().ok());
+  EXPECT_EQ((*client)->GetState("statestore", "k").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ((*client)->SaveState("statestore", "k", "v").code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace remora::sdk_test
