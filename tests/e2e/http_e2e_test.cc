@@ -3,6 +3,8 @@
 #include <csignal>
 #include <string>
 
+#include "remora/runtime/asio.h"
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -214,6 +216,26 @@ TEST_F(HttpE2E, OversizedBodyAnswers413AndSidecarStaysUp) {
   EXPECT_EQ(ErrorBody(r)["errorCode"], "ERR_BODY_READ");
   EXPECT_EQ(Call("GET", "/v1.0/healthz").status, 204);
   EXPECT_EQ(Call("GET", "/v1.0/state/statestore/big").status, 204);
+}
+
+// A header that announces an absurd body must not make the sidecar allocate it.
+TEST_F(HttpE2E, AbsurdContentLengthIsRejectedWithoutAllocating) {
+  for (const char* length : {"100000000000", "18446744073709551615", "-5", "abc"}) {
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::socket socket(io);
+    socket.connect({boost::asio::ip::make_address("127.0.0.1"),
+                    static_cast<unsigned short>(sidecar_->http_port)});
+    std::string request = std::string("POST /v1.0/state/statestore HTTP/1.1\r\nHost: x\r\n") +
+                          "Content-Length: " + length + "\r\n\r\n[{\"key\":";
+    boost::asio::write(socket, boost::asio::buffer(request));
+    char buf[64] = {};
+    boost::system::error_code ec;
+    size_t n = socket.read_some(boost::asio::buffer(buf, sizeof(buf) - 1), ec);
+    std::string status_line(buf, n);
+    EXPECT_TRUE(status_line.starts_with("HTTP/1.1 413") || status_line.starts_with("HTTP/1.1 400"))
+        << length << ": " << status_line;
+  }
+  EXPECT_EQ(Call("GET", "/v1.0/healthz").status, 204);
 }
 
 TEST_F(HttpE2E, MetadataListsComponentsAndExtendedValues) {
