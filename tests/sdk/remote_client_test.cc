@@ -176,7 +176,7 @@ TEST(RemoteClientTest, SidecarThatStartsLaterIsFoundWithinAboutASecond) {
     std::this_thread::sleep_for(milliseconds(20));
   }
   ASSERT_TRUE(last.ok()) << last << "\n" << (*process)->Output();
-  EXPECT_LT(Since(ready), milliseconds(2500));
+  EXPECT_LT(Since(ready), milliseconds(2000));
 }
 
 TEST(RemoteClientTest, ShutdownStopsTheSidecar) {

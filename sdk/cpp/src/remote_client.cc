@@ -4,8 +4,12 @@
 // simplest thing that is also fast: no completion-queue thread of our own, and the calling thread
 // is the one that waits anyway.
 
+#include <atomic>
 #include <cstdlib>
+#include <mutex>
+#include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "dapr/proto/runtime/v1/dapr.grpc.pb.h"
 #include "google/protobuf/unknown_field_set.h"
 #include "grpcpp/grpcpp.h"
@@ -150,6 +154,16 @@ class RemoteClient final : public Client {
     stub_ = pb::Dapr::NewStub(channel_);
   }
 
+  ~RemoteClient() override {
+    stopping_.store(true);
+    std::thread watcher;
+    {
+      std::lock_guard lock(watch_mu_);
+      watcher = std::move(watcher_);
+    }
+    if (watcher.joinable()) watcher.join();
+  }
+
   absl::StatusOr<State> GetState(const GetStateRequest& request) override {
     pb::GetStateRequest req;
     req.set_store_name(request.store);
@@ -289,14 +303,38 @@ class RemoteClient final : public Client {
     return Convert((stub_.get()->*method)(&ctx, request, &resp));
   }
 
+  // A synchronous client polls gRPC's sockets only inside its own calls, and a call on a channel
+  // in TRANSIENT_FAILURE fails at once without polling. So after a failed connect, gRPC's
+  // background reconnect attempts would hang until something polls (its backup poller, every
+  // 5 s): a sidecar that came up would be found seconds late. A thread that waits on the
+  // channel's state while it is not READY does the polling; it ends once connected.
+  void KeepReconnecting() {
+    std::lock_guard lock(watch_mu_);
+    if (watching_ || stopping_.load()) return;
+    if (watcher_.joinable()) watcher_.join();  // the previous watch has ended
+    watching_ = true;
+    watcher_ = std::thread([this] {
+      while (!stopping_.load()) {
+        grpc_connectivity_state state = channel_->GetState(/*try_to_connect=*/true);
+        if (state == GRPC_CHANNEL_READY) break;
+        // Short waits bound how long the destructor joins this thread.
+        channel_->WaitForStateChange(
+            state, std::chrono::system_clock::now() + std::chrono::milliseconds(100));
+      }
+      std::lock_guard lock(watch_mu_);
+      watching_ = false;
+    });
+  }
+
   // gRPC and absl share the canonical code numbers; the message is kept as the sidecar wrote it,
   // except that transport failures say which address and setting were involved.
-  absl::Status Convert(const grpc::Status& status) const {
+  absl::Status Convert(const grpc::Status& status) {
     if (status.ok()) return absl::OkStatus();
     auto code = static_cast<absl::StatusCode>(status.error_code());
     std::string message = status.error_message();
     if (code == absl::StatusCode::kUnavailable &&
         channel_->GetState(/*try_to_connect=*/false) != GRPC_CHANNEL_READY) {
+      KeepReconnecting();
       message = StrCat("no Dapr sidecar answers at ", address_,
                        " (set RemoteOptions.address or DAPR_GRPC_PORT): ", message);
     } else if (code == absl::StatusCode::kDeadlineExceeded) {
@@ -317,6 +355,11 @@ class RemoteClient final : public Client {
   std::chrono::milliseconds timeout_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<pb::Dapr::Stub> stub_;
+
+  std::atomic<bool> stopping_{false};
+  std::mutex watch_mu_;
+  bool watching_ ABSL_GUARDED_BY(watch_mu_) = false;
+  std::thread watcher_ ABSL_GUARDED_BY(watch_mu_);
 };
 
 }  // namespace
