@@ -15,6 +15,8 @@
 #   --remorad PATH --cold-start PATH   use these binaries, skip set-up and build (ctest does)
 #   --doc FILE        the results file to update (default docs/performance.md)
 #   --no-doc          print only
+#   --wait-idle MIN   first wait up to MIN minutes for the machine to be idle (< 10 % busy
+#                     over 2 s): on a shared machine other work skews every figure
 # Environment: BENCH_SERVER_CPU (default 1), BENCH_CLIENT_CPU (default 0).
 #
 # What is measured, and how, is described in docs/performance.md.
@@ -27,11 +29,11 @@ smoke=0
 duration="" rounds="" cold_runs=""
 build_dir=${BENCH_BUILD_DIR:-$repo/build-bench}
 remorad="" cold_start=""
-doc="" no_doc=0
+doc="" no_doc=0 wait_idle=0
 server_cpu=${BENCH_SERVER_CPU:-1}
 client_cpu=${BENCH_CLIENT_CPU:-0}
 
-usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while (($#)); do
   case $1 in
     --smoke) smoke=1 ;;
@@ -43,6 +45,7 @@ while (($#)); do
     --cold-start) cold_start=$2; shift ;;
     --doc) doc=$2; shift ;;
     --no-doc) no_doc=1 ;;
+    --wait-idle) wait_idle=$2; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "http_state_get: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -63,7 +66,8 @@ die() { echo "bench: error: $*" >&2; exit 1; }
 if [[ -z $remorad || -z $cold_start ]]; then
   bash "$repo/scripts/setup.sh"
   log "building remorad and cold_start (Release) in $build_dir"
-  cmake -S "$repo" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake -S "$repo" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DREMORA_BUILD_TESTS=OFF \
+    >/dev/null
   cmake --build "$build_dir" --target remorad cold_start >/dev/null
   remorad=$build_dir/runtime/remorad
   cold_start=$build_dir/bench/cold_start
@@ -131,6 +135,28 @@ cpu_ticks() {
 status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 mib() { awk -v kb="$1" 'BEGIN { printf "%.1f", kb / 1024 }'; }
 
+# Percentage of all CPUs busy over the next 2 s (everything on the machine, from /proc/stat).
+busy_pct() {
+  local a b t=0 i
+  read -r -a a < <(head -1 /proc/stat)
+  sleep 2
+  read -r -a b < <(head -1 /proc/stat)
+  for i in 1 2 3 4 5 6 7 8; do t=$((t + b[i] - a[i])); done
+  echo $((100 - 100 * (b[4] - a[4]) / (t > 0 ? t : 1)))
+}
+
+if ((wait_idle > 0)); then
+  deadline=$((SECONDS + 60 * wait_idle))
+  until (($(busy_pct) < 10)); do
+    ((SECONDS < deadline)) || { log "the machine did not go idle; running anyway"; break; }
+    log "waiting for the machine to go idle (load average $(cut -d' ' -f1 /proc/loadavg))"
+    sleep 8
+  done
+fi
+busy_before=$(busy_pct)
+((busy_before < 10)) ||
+  log "WARNING: the machine is ${busy_before} % busy before the run: the figures will be skewed"
+
 # ---- the 1 KB value -----------------------------------------------------------------------
 # Dapr's HTTP API stores the JSON text of "value": a JSON string keeps its quotes. 1022 letters
 # in quotes are exactly 1024 stored bytes, served back verbatim by GET.
@@ -196,6 +222,9 @@ remorad_pid=$!
 api="http://127.0.0.1:$remorad_port/v1.0"
 wait_status "$api/healthz" 204 || { cat "$tmp/remorad.log" >&2; die "remorad did not start"; }
 remorad_rss_start=$(status_kb "$remorad_pid" VmRSS)
+# The gRPC API starts after the HTTP one, in the background; idle means after both are up
+# (the outbound health check includes gRPC).
+wait_status "$api/healthz/outbound" 204 || die "remorad's outbound health never answered 204"
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$api/state/statestore" \
   -H 'Content-Type: application/json' --data-binary "[{\"key\":\"bench-1k\",\"value\":$body}]")
 [[ $code == 204 ]] || die "seeding the state store answered $code"
@@ -203,9 +232,15 @@ remorad_url="$api/state/statestore/bench-1k"
 curl -s "$remorad_url" -o "$tmp/remorad.out"
 cmp -s "$tmp/body" "$tmp/remorad.out" ||
   die "remorad's GET does not answer the same 1024 bytes ($(wc -c <"$tmp/remorad.out") bytes)"
+sleep 0.2
 remorad_rss_idle=$(status_kb "$remorad_pid" VmRSS)
 remorad_threads=$(ls "/proc/$remorad_pid/task" | wc -l)
-log "remorad on port $remorad_port (pid $remorad_pid, $remorad_threads threads), RSS idle $(mib "$remorad_rss_idle") MiB"
+remorad_loops=0
+for t in /proc/"$remorad_pid"/task/*; do
+  if [[ $(<"$t/comm") == remorad ]]; then remorad_loops=$((remorad_loops + 1)); fi
+done
+remorad_loops=$((remorad_loops - 1))  # threads keep the process name: main + event loops
+log "remorad on port $remorad_port (pid $remorad_pid, $remorad_threads threads, $remorad_loops event loops), RSS idle $(mib "$remorad_rss_idle") MiB"
 
 # ---- load ---------------------------------------------------------------------------------
 loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -345,7 +380,7 @@ section=$tmp/section.md
   echo "| requests/s, 32 connections | $(fmt_rps "${F[nginx,32,rps]}") | $(fmt_rps "${F[remorad,32,rps]}") | $pct_rps_32 | ≥ 80 % of nginx | $v_rps |"
   echo "| server CPU per request, 1 connection | $(fmt2 "${F[nginx,1,cpu]}") µs | $(fmt2 "${F[remorad,1,cpu]}") µs | $x_cpu_1 | | |"
   echo "| server CPU per request, 32 connections | $(fmt2 "${F[nginx,32,cpu]}") µs | $(fmt2 "${F[remorad,32,cpu]}") µs | $x_cpu_32 | ≤ 8 µs | $v_cpu |"
-  echo "| RSS idle (nginx: its worker) | $(mib "$nginx_rss_idle") MiB | $(mib "$remorad_rss_idle") MiB | $x_rss_idle | ≤ 10 MiB | $v_rss |"
+  echo "| RSS idle, after start (nginx: its worker) | $(mib "$nginx_rss_idle") MiB | $(mib "$remorad_rss_idle") MiB | $x_rss_idle | ≤ 10 MiB | $v_rss |"
   echo "| RSS peak under load (VmHWM) | $(mib "$nginx_rss_peak") MiB | $(mib "$remorad_rss_peak") MiB | $x_rss_peak | | |"
   echo "| cold start: exec → first healthy answer, median (min–max) | $(cold_ms "$nginx_cold" median_us) ms ($(cold_ms "$nginx_cold" min_us)–$(cold_ms "$nginx_cold" max_us)) | $(cold_ms "$remorad_cold" median_us) ms ($(cold_ms "$remorad_cold" min_us)–$(cold_ms "$remorad_cold" max_us)) | $x_cold | ≤ 10 ms | $v_cold |"
   echo
@@ -353,11 +388,13 @@ section=$tmp/section.md
   echo "nginx $($nginx_bin -v 2>&1 | sed 's/.*\///'), $(wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }')."
   echo "wrk -t1 -c1 and -t2 -c32, ${duration} s each, $rounds round(s) alternating the servers"
   echo "(medians over the rounds), after a 1 s warm-up each; $pinning."
-  echo "remorad ran $remorad_threads threads (main + $((remorad_threads - 1)) event loops: one per"
-  echo "online CPU, both confined to the one pinned CPU). RSS of remorad right after start:"
-  echo "$(mib "$remorad_rss_start") MiB; after the load: $(mib "$remorad_rss_after") MiB."
+  echo "remorad ran $remorad_threads threads: main + $remorad_loops event loops (one per online CPU;"
+  echo "all confined to the one pinned CPU) + $((remorad_threads - 1 - remorad_loops)) of gRPC's."
+  echo "remorad RSS right after the HTTP API answered: $(mib "$remorad_rss_start") MiB; idle with"
+  echo "gRPC up too (the figure above): $(mib "$remorad_rss_idle") MiB; after the load: $(mib "$remorad_rss_after") MiB."
   echo "Cold start: median of $cold_runs runs after one warm-up run."
-  echo "Load average before the run: $loadavg_before. wrk errors: $total_errors."
+  echo "Machine before the run: ${busy_before} % busy (all CPUs, 2 s), load average $loadavg_before."
+  echo "wrk errors: $total_errors."
 } >"$section"
 
 echo
