@@ -13,6 +13,7 @@
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <chrono>
 #include <functional>
 #include <future>
@@ -34,20 +35,22 @@ using ::testing::Not;
 using Clock = std::chrono::steady_clock;
 using Map = std::map<std::string, std::string>;
 
-// An io_context run by one background thread for the duration of a test.
+// An io_context run by background threads for the duration of a test.
 class IoThread {
  public:
-  IoThread() : guard_(io_.get_executor()), thread_([this] { io_.run(); }) {}
+  explicit IoThread(int threads = 1) : guard_(io_.get_executor()) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { io_.run(); });
+  }
   ~IoThread() {
     guard_.reset();
-    thread_.join();  // returns only when every handler of every client has finished
+    for (auto& t : threads_) t.join();  // returns once every handler of every client finished
   }
   boost::asio::io_context& io() { return io_; }
 
  private:
   boost::asio::io_context io_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard_;
-  std::thread thread_;
+  std::vector<std::thread> threads_;
 };
 
 template <typename T>
@@ -221,6 +224,7 @@ TEST(RedisSettingsTest, BadInputIsAnErrorNamingTheKey) {
       {{{"redisHost", "h:70000"}}, "not a port"},
       {{{"redisHost", "[::1"}}, "bad redisHost"},
       {{{"redisHost", "a:1,b:2"}}, "several hosts"},
+      {{{"redisHost", "redis://user:pw@h:6379"}}, "not a URL"},
       {{{"redisHost", "h"}, {"redisPort", "x"}}, "redisPort"},
       {{{"redisHost", "h"}, {"redisDB", "one"}}, "redisDB"},
       {{{"redisHost", "h"}, {"redisDB", "-1"}}, "redisDB"},
@@ -358,7 +362,8 @@ TEST_F(RedisClientTest, ConnectionStateCommandsAreRefused) {
 }
 
 TEST_F(RedisClientTest, ThousandConcurrentCommandsFromSeveralThreads) {
-  Client client(io_.io(), SettingsFor(server_->port()));  // three pipelined connections
+  IoThread loops(2);  // an io_context run by two threads: the client's strand serialises it
+  Client client(loops.io(), SettingsFor(server_->port()));  // three pipelined connections
   constexpr int kThreads = 4;
   constexpr int kPerThread = 250;
   std::mutex mu;
@@ -535,14 +540,19 @@ TEST_F(RedisClientTest, DestroyingTheClientInsideItsOwnCallbackIsSafe) {
   auto client = std::make_shared<std::unique_ptr<Client>>(std::make_unique<Client>(io_.io(), s));
   ASSERT_TRUE(Call(**client, {"PING"}).ok());
   Waiter<bool> destroyed;
-  (*client)->Command({"PING"}, [client, cb = destroyed.Callback()](absl::StatusOr<Reply>) mutable {
-    client->reset();  // on the io thread, inside a reply callback, with replies still due
-    cb(true);
-  });
   Waiter<absl::StatusOr<Reply>> next;  // its reply may arrive in the same read: still delivered
-  (*client)->Command({"PING"}, next.Callback());
   Waiter<absl::StatusOr<Reply>> blocked;
-  (*client)->Command({"BLPOP", UniqueKey("never"), "10"}, blocked.Callback(), milliseconds(20000));
+  // Issued from one handler on the io thread, so no reply is processed before all three are sent.
+  boost::asio::post(io_.io(), [&, client] {
+    (*client)->Command(
+        {"PING"}, [client, cb = destroyed.Callback()](absl::StatusOr<Reply>) mutable {
+          client->reset();  // on the io thread, inside a reply callback, with replies still due
+          cb(true);
+        });
+    (*client)->Command({"PING"}, next.Callback());
+    (*client)->Command({"BLPOP", UniqueKey("never"), "10"}, blocked.Callback(),
+                       milliseconds(20000));
+  });
   EXPECT_TRUE(destroyed.Get());
   absl::StatusOr<Reply> r = next.Get(std::chrono::seconds(3));
   EXPECT_TRUE(r.ok() || r.status().code() == absl::StatusCode::kCancelled) << r.status();

@@ -854,6 +854,11 @@ absl::Status ParseHost(std::string_view raw, std::optional<int> default_port, Se
                           "\" lists several hosts; cluster and sentinel are not supported, give "
                           "one host:port"));
   }
+  if (text.find('/') != std::string_view::npos || text.find('@') != std::string_view::npos) {
+    return Invalid(StrCat("redis: redisHost \"", text,
+                          "\" must be host:port, not a URL (credentials go in redisUsername and "
+                          "redisPassword)"));
+  }
   std::string_view host = text;
   std::optional<std::string_view> port_text;
   if (text.front() == '[') {
