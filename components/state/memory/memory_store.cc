@@ -14,11 +14,11 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
-#include "absl/random/random.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "remora/components/common/strings.h"
+#include "remora/components/common/uuid.h"
 
 namespace remora::components::state::memory {
 namespace {
@@ -29,37 +29,10 @@ constexpr int64_t kSweepIntervalMs = 1000;
 constexpr int64_t kMaxTtlSeconds = int64_t{100'000'000'000};
 constexpr std::string_view kTtlExpireTimeKey = "ttlExpireTime";
 
-using ETag = std::array<char, 36>;
+// A random UUIDv4, kept inline in the item: no allocation per write.
+using ETag = UuidText;
 
 int64_t NowMillis() { return absl::ToUnixMillis(absl::Now()); }
-
-// A random UUIDv4 in its 36-character text form. Kept inline in the item (no allocation per write);
-// uniqueness, not secrecy, is what matters, and BitGen is seeded from the OS per thread.
-void NewETag(ETag& out) {
-  thread_local absl::BitGen gen;
-  uint64_t hi = absl::Uniform<uint64_t>(gen);
-  uint64_t lo = absl::Uniform<uint64_t>(gen);
-  hi = (hi & ~uint64_t{0xF000}) | uint64_t{0x4000};              // version 4
-  lo = (lo & ~(uint64_t{0xC0} << 56)) | (uint64_t{0x80} << 56);  // RFC 4122 variant
-  static constexpr char kHex[] = "0123456789abcdef";
-  size_t pos = 0;
-  auto put = [&](uint64_t word, int first_byte, int last_byte) {
-    for (int b = first_byte; b <= last_byte; ++b) {
-      uint8_t byte = static_cast<uint8_t>(word >> (56 - 8 * b));
-      out[pos++] = kHex[byte >> 4];
-      out[pos++] = kHex[byte & 0xF];
-    }
-  };
-  put(hi, 0, 3);
-  out[pos++] = '-';
-  put(hi, 4, 5);
-  out[pos++] = '-';
-  put(hi, 6, 7);
-  out[pos++] = '-';
-  put(lo, 0, 1);
-  out[pos++] = '-';
-  put(lo, 2, 7);
-}
 
 std::string_view ETagView(const ETag& etag) { return std::string_view(etag.data(), etag.size()); }
 
@@ -364,7 +337,7 @@ class MemoryStore final : public Store,
     Item& item = it->second;
     if (!inserted && item.expire_ms != 0) --shard.ttl_items;
     item.data = std::move(value);
-    NewETag(item.etag);
+    WriteUuid(item.etag);
     item.expire_ms = expire_ms;
     item.idx = next_idx_.fetch_add(1, std::memory_order_relaxed);
     if (expire_ms != 0) ++shard.ttl_items;
