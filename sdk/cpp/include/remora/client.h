@@ -24,6 +24,10 @@
 //   absl::StatusOr<remora::State> got = client->GetState("statestore", "order-1");
 //   if (got.ok() && got->found) Use(got->value, got->etag);
 //
+// Requests and results are plain aggregates whose members all have defaults, so designated
+// initializers work without -Wmissing-field-initializers noise:
+//   client->GetState({.store = "statestore", .key = "k", .consistency = Consistency::kStrong});
+//
 // Thread-safety: a Client may be used from any number of threads at once. Calls are synchronous:
 // they block the calling thread until the answer (or the deadline).
 //
@@ -58,10 +62,10 @@ struct StateOptions {
 // ---- requests and results ----------------------------------------------------------------------
 
 struct GetStateRequest {
-  std::string store;
-  std::string key;
+  std::string store{};
+  std::string key{};
   Consistency consistency = Consistency::kUnspecified;
-  Metadata metadata;  // passed to the store (e.g. partitionKey)
+  Metadata metadata{};  // passed to the store (e.g. partitionKey)
 };
 
 // One key's state. A key that does not exist is not an error: found is false and value is empty.
@@ -69,9 +73,9 @@ struct GetStateRequest {
 // so an empty value in a store without etags reads as not found.
 struct State {
   bool found = false;
-  std::string value;
-  std::string etag;   // empty when the store has no etags
-  Metadata metadata;  // e.g. ttlExpireTime
+  std::string value{};
+  std::string etag{};   // empty when the store has no etags
+  Metadata metadata{};  // e.g. ttlExpireTime
 
   // The value parsed as JSON; INVALID_ARGUMENT when it is not JSON (or the key was not found).
   absl::StatusOr<nlohmann::json> Json() const;
@@ -80,60 +84,60 @@ struct State {
 // One key to write. With an etag, the write succeeds only when the stored etag is that one
 // (ABORTED otherwise); options.concurrency kFirstWrite without an etag means "create only".
 struct StateItem {
-  std::string key;
-  std::string value;
-  std::optional<std::string> etag;
-  Metadata metadata;  // e.g. ttlInSeconds, contentType
-  StateOptions options;
+  std::string key{};
+  std::string value{};
+  std::optional<std::string> etag{};
+  Metadata metadata{};  // e.g. ttlInSeconds, contentType
+  StateOptions options{};
 
   // `value` serialised as compact JSON, the bytes Dapr's HTTP API would store for it.
   static StateItem FromJson(std::string key, const nlohmann::json& value);
 };
 
 struct SaveStateRequest {
-  std::string store;
-  std::vector<StateItem> items;  // an empty list is a no-op
+  std::string store{};
+  std::vector<StateItem> items{};  // an empty list is a no-op
 };
 
 struct DeleteStateRequest {
-  std::string store;
-  std::string key;
-  std::optional<std::string> etag;  // delete only if the stored etag is this one
-  StateOptions options;
-  Metadata metadata;
+  std::string store{};
+  std::string key{};
+  std::optional<std::string> etag{};  // delete only if the stored etag is this one
+  StateOptions options{};
+  Metadata metadata{};
 };
 
 struct GetBulkStateRequest {
-  std::string store;
-  std::vector<std::string> keys;
+  std::string store{};
+  std::vector<std::string> keys{};
   int parallelism = 0;  // 0: the sidecar's default
-  Metadata metadata;
+  Metadata metadata{};
 };
 
 // One key of a bulk read, in request order. A key that failed has `error` set; the call as a
 // whole still succeeds.
 struct BulkStateItem {
-  std::string key;
+  std::string key{};
   bool found = false;  // inferred as for State
-  std::string value;
-  std::string etag;
-  Metadata metadata;
-  std::string error;
+  std::string value{};
+  std::string etag{};
+  Metadata metadata{};
+  std::string error{};
 
   absl::StatusOr<nlohmann::json> Json() const;
 };
 
 // One key of a bulk delete.
 struct DeleteItem {
-  std::string key;
-  std::optional<std::string> etag;
-  StateOptions options;
-  Metadata metadata;
+  std::string key{};
+  std::optional<std::string> etag{};
+  StateOptions options{};
+  Metadata metadata{};
 };
 
 struct DeleteBulkStateRequest {
-  std::string store;
-  std::vector<DeleteItem> items;
+  std::string store{};
+  std::vector<DeleteItem> items{};
 };
 
 // One operation of a transaction. For kDelete only item.key, item.etag, item.metadata and
@@ -141,7 +145,7 @@ struct DeleteBulkStateRequest {
 struct TransactionOperation {
   enum class Type { kUpsert, kDelete };
   Type type = Type::kUpsert;
-  StateItem item;
+  StateItem item{};
 
   static TransactionOperation Upsert(StateItem item) { return {Type::kUpsert, std::move(item)}; }
   static TransactionOperation Delete(std::string key,
@@ -155,42 +159,42 @@ struct TransactionOperation {
 
 // All operations apply, or none (the store must be transactional; UNIMPLEMENTED otherwise).
 struct TransactionRequest {
-  std::string store;
-  std::vector<TransactionOperation> operations;
-  Metadata metadata;
+  std::string store{};
+  std::vector<TransactionOperation> operations{};
+  Metadata metadata{};
 };
 
 struct ComponentInfo {
-  std::string name;
-  std::string type;                       // e.g. "state.redis"
-  std::string version;                    // e.g. "v1"
-  std::vector<std::string> capabilities;  // e.g. "ETAG", "TRANSACTIONAL"
+  std::string name{};
+  std::string type{};                       // e.g. "state.redis"
+  std::string version{};                    // e.g. "v1"
+  std::vector<std::string> capabilities{};  // e.g. "ETAG", "TRANSACTIONAL"
 };
 
 // What the sidecar (or the embedded runtime) reports about itself.
 struct SidecarMetadata {
-  std::string app_id;
-  std::string runtime_version;
-  std::vector<std::string> enabled_features;
-  std::vector<ComponentInfo> components;
-  Metadata extended;  // includes daprRuntimeVersion and anything set with SetMetadata
+  std::string app_id{};
+  std::string runtime_version{};
+  std::vector<std::string> enabled_features{};
+  std::vector<ComponentInfo> components{};
+  Metadata extended{};  // includes daprRuntimeVersion and anything set with SetMetadata
 };
 
 // ---- transports --------------------------------------------------------------------------------
 
 struct RemoteOptions {
   // "host:port" of the sidecar's gRPC API. Empty: 127.0.0.1 and $DAPR_GRPC_PORT (default 50001).
-  std::string address;
+  std::string address{};
   // Sent as `dapr-api-token` metadata when non-empty. nullopt: $DAPR_API_TOKEN.
-  std::optional<std::string> api_token;
+  std::optional<std::string> api_token{};
   // Deadline of every call.
   std::chrono::milliseconds timeout = std::chrono::seconds(5);
 };
 
 struct EmbeddedOptions {
-  std::string app_id;  // scopes keys as a sidecar with --app-id would (keyPrefix appid)
+  std::string app_id{};  // scopes keys as a sidecar with --app-id would (keyPrefix appid)
   // Directories of Dapr component YAML. Empty: one state.in-memory store named "statestore".
-  std::vector<std::string> resources_paths;
+  std::vector<std::string> resources_paths{};
   // Runtime log level on stderr: debug, info, warn, error. Embedded functions default to quiet.
   std::string log_level = "warn";
   // Upper bound on a call whose store answers asynchronously (e.g. Redis).
