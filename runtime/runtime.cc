@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "api/grpc/loader.h"
 #include "api/http/routes.h"
 #include "api/http/server.h"
 #include "blocks/metadata/metadata_block.h"
@@ -52,11 +53,25 @@ struct Runtime::Servers {
   std::unique_ptr<http::Server> http;
   std::mutex mu;
   std::condition_variable cv;
+  // The gRPC API starts on its own thread once HTTP listens (see StartServers).
+  std::thread grpc_starter;
+  std::unique_ptr<grpc::Api> grpc;  // set by grpc_starter; read after joining it
+  std::atomic<int> grpc_port{0};    // non-zero once gRPC listens
+  std::atomic<bool> failed{false};  // a server failed after StartServers returned: exit code 1
+
+  // Joins the starter, then lets gRPC calls in flight finish until `deadline`.
+  void StopGrpc(std::chrono::system_clock::time_point deadline) {
+    if (grpc_starter.joinable()) grpc_starter.join();
+    if (grpc) grpc->Shutdown(deadline);
+    grpc.reset();
+  }
 };
 
 Runtime::Runtime(const Options& options) : options_(options) {}
 
 Runtime::~Runtime() {
+  // gRPC first: cancelled calls still complete through their blocks, on the loops.
+  if (servers_) servers_->StopGrpc(std::chrono::system_clock::now());
   if (loops_) loops_->Stop();
   servers_.reset();
 }
@@ -203,7 +218,14 @@ absl::Status Runtime::LoadComponents() {
 absl::Status Runtime::StartServers() {
   http::ApiHooks hooks;
   hooks.ready = [this] { return ready(); };
-  hooks.outbound_health = [this] { return state_->Health(); };
+  // Outbound health (what SDKs poll before their first call) includes the gRPC API; plain
+  // readiness (/v1.0/healthz) is the HTTP API alone so that it does not wait for gRPC's start.
+  hooks.outbound_health = [this] {
+    if (servers_->grpc_port.load() == 0) {
+      return MakeStatus(absl::StatusCode::kUnavailable, "the gRPC API is starting");
+    }
+    return state_->Health();
+  };
   hooks.shutdown = [this](bool force) { RequestShutdown(force); };
   http::ApiConfig config;
   config.app_id = options_.app_id;
@@ -221,10 +243,43 @@ absl::Status Runtime::StartServers() {
     return MakeStatus(s.code(), StrCat("HTTP API: ", MessageOf(s)));
   }
   ready_.store(true);
+  StartGrpc();
   return absl::OkStatus();
 }
 
+// Loading gRPC (~20 shared libraries) and starting its first server takes longer than the rest
+// of start-up together, so it happens here, off the path to the first HTTP answer. A failure
+// (port in use, module missing) stops the process with exit code 1, as a bind failure would.
+void Runtime::StartGrpc() {
+  grpc::ApiConfig config;
+  config.listen_addresses = options_.dapr_listen_addresses;
+  config.port = options_.dapr_grpc_port;
+  config.max_message_size = options_.max_body_size;
+  config.api_token = options_.api_token;
+  config.api_logging = options_.enable_api_logging.value_or(false);
+  grpc::ApiHooks hooks;
+  hooks.shutdown = [this](bool force) { RequestShutdown(force); };
+  servers_->grpc_starter = std::thread([this, config = std::move(config),
+                                        hooks = std::move(hooks)]() mutable {
+    auto started = std::chrono::steady_clock::now();
+    auto api = grpc::LoadAndStart(*state_, *metadata_, std::move(hooks), std::move(config));
+    if (!api.ok()) {
+      log::Error("start-up failed: ", MessageOf(api.status()));
+      servers_->failed.store(true);
+      RequestShutdown(false);
+      return;
+    }
+    int port = (*api)->port();
+    servers_->grpc = *std::move(api);
+    servers_->grpc_port.store(port);
+    auto took = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - started);
+    log::Info("gRPC API listening on port ", port, " (started in ", took.count() / 1000.0, " ms)");
+  });
+}
+
 int Runtime::http_port() const { return servers_->http ? servers_->http->port() : 0; }
+int Runtime::grpc_port() const { return servers_->grpc_port.load(); }
 
 void Runtime::RequestShutdown(bool force) {
   {
@@ -258,6 +313,8 @@ int Runtime::Wait() {
   if (servers_->http) servers_->http->Stop();
   // Let requests already accepted finish (their writes are acknowledged to clients) before the
   // loops stop; bounded by --dapr-graceful-shutdown-seconds.
+  servers_->StopGrpc(std::chrono::system_clock::now() +
+                     std::chrono::seconds(options_.graceful_shutdown_seconds));
   auto deadline =
       std::chrono::steady_clock::now() + std::chrono::seconds(options_.graceful_shutdown_seconds);
   while (servers_->api && servers_->api->in_flight() > 0 &&
@@ -270,7 +327,8 @@ int Runtime::Wait() {
   signals.cancel(ignored);
   loops_->Stop();
   log::Info("shutdown complete");
-  return 0;
+  // A forced shutdown exits with 1 even when the graceful path beat the 100 ms timer.
+  return servers_->failed.load() || shutdown_.load() == 2 ? 1 : 0;
 }
 
 }  // namespace remora::runtime

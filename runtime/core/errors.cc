@@ -37,6 +37,7 @@ constexpr std::array<Spec, static_cast<size_t>(Code::kCount_)> kTable = {{
     {"ERR_STATE_SAVE", 500, SC::kInternal, ""},
     {"ERR_STATE_SAVE", 409, SC::kAborted, ""},
     {"ERR_STATE_SAVE", 400, SC::kInvalidArgument, ""},
+    {"ERR_STATE_SAVE", 400, SC::kInvalidArgument, "ERR_STATE_SAVE"},
     {"ERR_STATE_DELETE", 500, SC::kInternal, ""},
     {"ERR_STATE_DELETE", 409, SC::kAborted, ""},
     {"ERR_STATE_DELETE", 400, SC::kInvalidArgument, ""},

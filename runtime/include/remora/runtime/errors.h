@@ -37,6 +37,7 @@ enum class Code : uint16_t {
   kStateSave,
   kStateSaveETagMismatch,
   kStateSaveETagInvalid,
+  kStateSaveEmptyKey,  // gRPC SaveState with an empty key (HTTP rejects it as malformed)
   kStateDelete,
   kStateDeleteETagMismatch,
   kStateDeleteETagInvalid,

@@ -29,7 +29,9 @@ class Runtime {
   static absl::StatusOr<std::unique_ptr<Runtime>> Create(const Options& options);
   ~Runtime();
 
-  // Binds the HTTP API (and, when built, gRPC) on the configured ports.
+  // Binds the HTTP API on the configured port, then starts the gRPC API on a background thread
+  // (loading gRPC takes longer than the rest of start-up). A gRPC failure is logged and ends
+  // Wait() with exit code 1. grpc_port() is 0 until gRPC listens.
   absl::Status StartServers();
   // Serves until SIGINT/SIGTERM or a shutdown request; returns the process exit code.
   int Wait();
@@ -37,15 +39,19 @@ class Runtime {
   void RequestShutdown(bool force);
 
   int http_port() const;
+  int grpc_port() const;
   const Options& options() const { return options_; }
   StateBlock& state() { return *state_; }
   MetadataBlock& metadata() { return *metadata_; }
-  // True once components are initialised and the API servers are up.
+  // True once components are initialised and the HTTP API listens (GET /v1.0/healthz). The
+  // gRPC API may still be starting: /v1.0/healthz/outbound, which SDKs poll before their first
+  // call, waits for it too.
   bool ready() const { return ready_.load(); }
 
  private:
   explicit Runtime(const Options& options);
   absl::Status LoadComponents();
+  void StartGrpc();
 
   struct Loops;
   struct Servers;

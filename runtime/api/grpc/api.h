@@ -1,0 +1,69 @@
+#pragma once
+
+// Dapr's gRPC API (`dapr.proto.runtime.v1.Dapr`, contract §1) on --dapr-grpc-port, over the same
+// building blocks as the HTTP API.
+//
+// Why this header has no gRPC types: gRPC and protobuf are ~20 shared libraries whose loading
+// and relocation cost ~12 ms of CPU at exec on the machines we measure (more than remorad's
+// whole cold start target). So remorad does not link them: the server lives in a module,
+// libremora_grpc.so, that the runtime loads with dlopen on a background thread after the HTTP
+// API listens (loader.h). The runtime talks to it only through this abstract interface. The
+// module resolves the building blocks' symbols from the executable, which must therefore be
+// linked with exported symbols (CMake ENABLE_EXPORTS, as remorad is).
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace remora::runtime {
+class StateBlock;
+class MetadataBlock;
+}  // namespace remora::runtime
+
+namespace remora::runtime::grpc {
+
+struct ApiHooks {
+  // The Shutdown RPC, after its reply is on its way; `force` from dapr-force-shutdown metadata.
+  std::function<void(bool force)> shutdown;
+};
+
+struct ApiConfig {
+  std::vector<std::string> listen_addresses = {"127.0.0.1"};  // IP literals or host names
+  int port = 0;                                               // 0: a free port
+  uint64_t max_message_size = 4 * 1024 * 1024;  // receive and send limit (--max-body-size)
+  std::string api_token;                        // DAPR_API_TOKEN; empty: no check
+  bool api_logging = false;
+};
+
+// A running gRPC API server.
+class Api {
+ public:
+  // Shuts down with an immediate deadline if Shutdown was not called.
+  virtual ~Api() = default;
+
+  // The port it listens on (the chosen one when configured with 0).
+  virtual int port() const = 0;
+
+  // Stops accepting calls, lets calls in flight finish until `deadline`, then cancels the rest.
+  // Returns when every call has completed, so the building blocks (and the event loops their
+  // callbacks run on) must still be alive. Must not be called from a gRPC callback.
+  virtual void Shutdown(std::chrono::system_clock::time_point deadline) = 0;
+};
+
+// Builds the service and listens on every address with one port. Blocks for as long as gRPC
+// needs to start (its first server in a process creates thread pools and polling engines).
+// Fails with a message naming the address and the OS error when a port cannot be bound (e.g.
+// "cannot listen on 127.0.0.1:50001: Address already in use"). `state` and `metadata` must
+// outlive the server. grpc.health.v1 and reflection are not registered (daprd has neither).
+using StartFn = absl::StatusOr<std::unique_ptr<Api>> (*)(StateBlock& state, MetadataBlock& metadata,
+                                                         ApiHooks hooks, ApiConfig config);
+
+// The module exports a `const StartFn` under this name (extern "C", so dlsym finds it).
+inline constexpr char kStartSymbol[] = "remora_grpc_api_start";
+
+}  // namespace remora::runtime::grpc
