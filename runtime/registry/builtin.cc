@@ -3,6 +3,9 @@
 #ifdef REMORA_WITH_STATE_MEMORY
 #include "memory_store.h"
 #endif
+#ifdef REMORA_WITH_STATE_REDIS
+#include "redis_store.h"
+#endif
 
 namespace remora::runtime {
 
@@ -12,6 +15,9 @@ absl::Status RegisterBuiltinComponents(Registry& registry) {
 #ifdef REMORA_WITH_STATE_MEMORY
   status.Update(
       registry.state().Register("state.in-memory", "v1", components::state::memory::Create));
+#endif
+#ifdef REMORA_WITH_STATE_REDIS
+  status.Update(registry.state().Register("state.redis", "v1", components::state::redis::Create));
 #endif
   return status;
 }
