@@ -18,6 +18,7 @@ namespace remora {
 
 inline absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 inline std::string_view Sv(absl::string_view s) { return std::string_view(s.data(), s.size()); }
+inline absl::string_view Sv(const std::string& s) { return absl::string_view(s.data(), s.size()); }
 
 namespace strings_internal {
 inline void Append(std::string& out, std::string_view s) { out.append(s); }
