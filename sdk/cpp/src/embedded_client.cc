@@ -5,10 +5,7 @@
 // later (Redis on the runtime's event loop) is waited for on a small shared completion slot.
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdlib>
-#include <mutex>
-#include <optional>
 
 #include "blocks/metadata/metadata_block.h"
 #include "blocks/state/state_block.h"
@@ -17,40 +14,13 @@
 #include "remora/runtime/errors.h"
 #include "remora/runtime/log.h"
 #include "remora/runtime/runtime.h"
+#include "src/await.h"
 #include "src/internal.h"
 
 namespace remora {
 namespace {
 
 namespace rs = components::state;
-
-// The result of one asynchronous call. Shared with the callback so that a store completing after
-// the caller gave up (timeout) writes into memory that is still alive.
-template <typename T>
-struct Slot {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::optional<T> value;
-};
-
-// Starts an operation with a completion callback and waits for its result. `start` receives the
-// callback; it may run it inline (then no waiting happens) or from another thread.
-template <typename T, typename Start>
-T Await(Start&& start, std::chrono::milliseconds timeout) {
-  auto slot = std::make_shared<Slot<T>>();
-  start([slot](T result) mutable {
-    std::lock_guard lock(slot->mu);
-    slot->value.emplace(std::move(result));
-    slot->cv.notify_one();
-  });
-  std::unique_lock lock(slot->mu);
-  if (!slot->value && !slot->cv.wait_for(lock, timeout, [&] { return slot->value.has_value(); })) {
-    return T(MakeStatus(absl::StatusCode::kDeadlineExceeded,
-                        StrCat("the state store did not answer within ", timeout.count(),
-                               " ms (EmbeddedOptions.timeout)")));
-  }
-  return std::move(*slot->value);
-}
 
 // Runtime statuses carry the runtime's internal error code as a payload; the SDK's callers get
 // what a remote call would give them instead: the canonical code, the message and the reason.
@@ -106,7 +76,7 @@ class EmbeddedClient final : public Client {
     if (absl::Status s = CheckOpen(); !s.ok()) return s;
     rs::GetRequest req{request.key, request.metadata, {}};
     req.options.consistency = ToRuntime(request.consistency);
-    auto result = Await<absl::StatusOr<rs::GetResponse>>(
+    auto result = sdk_internal::Await<absl::StatusOr<rs::GetResponse>>(
         [&](auto done) { state_.Get(request.store, std::move(req), std::move(done)); }, timeout_);
     if (!result.ok()) return Public(result.status());
     State out;
@@ -122,7 +92,7 @@ class EmbeddedClient final : public Client {
     std::vector<rs::SetRequest> items;
     items.reserve(request.items.size());
     for (const StateItem& item : request.items) items.push_back(ToRuntime(item));
-    return Public(Await<absl::Status>(
+    return Public(sdk_internal::Await<absl::Status>(
         [&](auto done) { state_.Save(request.store, std::move(items), std::move(done)); },
         timeout_));
   }
@@ -130,7 +100,7 @@ class EmbeddedClient final : public Client {
   absl::Status DeleteState(const DeleteStateRequest& request) override {
     if (absl::Status s = CheckOpen(); !s.ok()) return s;
     rs::DeleteRequest req{request.key, request.etag, request.metadata, ToRuntime(request.options)};
-    return Public(Await<absl::Status>(
+    return Public(sdk_internal::Await<absl::Status>(
         [&](auto done) { state_.Delete(request.store, std::move(req), std::move(done)); },
         timeout_));
   }
@@ -138,7 +108,7 @@ class EmbeddedClient final : public Client {
   absl::StatusOr<std::vector<BulkStateItem>> GetBulkState(
       const GetBulkStateRequest& request) override {
     if (absl::Status s = CheckOpen(); !s.ok()) return s;
-    auto result = Await<absl::StatusOr<std::vector<rs::BulkGetItem>>>(
+    auto result = sdk_internal::Await<absl::StatusOr<std::vector<rs::BulkGetItem>>>(
         [&](auto done) {
           state_.BulkGet(request.store, request.keys, request.metadata, std::move(done));
         },
@@ -166,7 +136,7 @@ class EmbeddedClient final : public Client {
     for (const DeleteItem& item : request.items) {
       items.push_back({item.key, item.etag, item.metadata, ToRuntime(item.options)});
     }
-    return Public(Await<absl::Status>(
+    return Public(sdk_internal::Await<absl::Status>(
         [&](auto done) { state_.BulkDelete(request.store, std::move(items), std::move(done)); },
         timeout_));
   }
@@ -187,7 +157,7 @@ class EmbeddedClient final : public Client {
       }
       req.operations.push_back(std::move(out));
     }
-    return Public(Await<absl::Status>(
+    return Public(sdk_internal::Await<absl::Status>(
         [&](auto done) { state_.Transaction(request.store, std::move(req), std::move(done)); },
         timeout_));
   }
