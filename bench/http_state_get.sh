@@ -59,16 +59,19 @@ else
 fi
 : "${doc:=$repo/docs/performance.md}"
 
-log() { echo "bench: $*" >&2; }
-die() { echo "bench: error: $*" >&2; exit 1; }
+bench_name=bench
+# shellcheck source=bench/lib.sh
+source "$bench_dir/lib.sh"
 
 # ---- build --------------------------------------------------------------------------------
 if [[ -z $remorad || -z $cold_start ]]; then
   bash "$repo/scripts/setup.sh"
   log "building remorad and cold_start (Release) in $build_dir"
-  cmake -S "$repo" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DREMORA_BUILD_TESTS=OFF \
-    >/dev/null
-  cmake --build "$build_dir" --target remorad cold_start >/dev/null
+  if ! out=$(cmake -S "$repo" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DREMORA_BUILD_TESTS=OFF 2>&1 && cmake --build "$build_dir" --target remorad cold_start 2>&1); then
+    tail -40 <<<"$out" >&2
+    die "the build failed"
+  fi
   remorad=$build_dir/runtime/remorad
   cold_start=$build_dir/bench/cold_start
 fi
@@ -81,14 +84,12 @@ nginx_bin=$(command -v nginx)
 
 # ---- pinning ------------------------------------------------------------------------------
 clk_tck=$(getconf CLK_TCK)
-if (($(nproc) >= 2)) && taskset -c "$server_cpu" true 2>/dev/null &&
-   taskset -c "$client_cpu" true 2>/dev/null && [[ $server_cpu != "$client_cpu" ]]; then
-  pin_server=(taskset -c "$server_cpu")
-  pin_client=(taskset -c "$client_cpu")
+setup_pinning
+if ((pinned)); then
   cold_cpus=(--server-cpu "$server_cpu" --client-cpu "$client_cpu")
   pinning="server under test on CPU $server_cpu, wrk (and the cold-start poller) on CPU $client_cpu (taskset)"
 else
-  pin_server=() pin_client=() cold_cpus=()
+  cold_cpus=()
   pinning="NOT pinned (fewer than 2 usable CPUs): server and wrk share the CPU(s)"
 fi
 log "pinning: $pinning"
@@ -107,52 +108,7 @@ trap 'exit 130' INT TERM
 # ---- helpers ------------------------------------------------------------------------------
 free_port() { "$cold_start" --free-port; }
 
-# Polls a URL until it answers `status`, for up to ~5 s.
-wait_status() {
-  local url=$1 want=$2 code
-  for _ in $(seq 1 500); do
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" || true)
-    [[ $code == "$want" ]] && return 0
-    sleep 0.01
-  done
-  return 1
-}
-
-# utime+stime of every thread of the given processes, in clock ticks. Field 2 (comm) may hold
-# spaces, so the fields are counted after its closing parenthesis: utime and stime are 14 and 15.
-cpu_ticks() {
-  local total=0 pid rest
-  for pid in "$@"; do
-    rest=$(<"/proc/$pid/stat")
-    rest=${rest##*) }
-    read -r -a f <<<"$rest"
-    total=$((total + f[11] + f[12]))
-  done
-  echo "$total"
-}
-
-# A field of /proc/<pid>/status in kB (VmRSS, VmHWM).
-status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
-mib() { awk -v kb="$1" 'BEGIN { printf "%.1f", kb / 1024 }'; }
-
-# Percentage of all CPUs busy over the next 2 s (everything on the machine, from /proc/stat).
-busy_pct() {
-  local a b t=0 i
-  read -r -a a < <(head -1 /proc/stat)
-  sleep 2
-  read -r -a b < <(head -1 /proc/stat)
-  for i in 1 2 3 4 5 6 7 8; do t=$((t + b[i] - a[i])); done
-  echo $((100 - 100 * (b[4] - a[4]) / (t > 0 ? t : 1)))
-}
-
-if ((wait_idle > 0)); then
-  deadline=$((SECONDS + 60 * wait_idle))
-  until (($(busy_pct) < 10)); do
-    ((SECONDS < deadline)) || { log "the machine did not go idle; running anyway"; break; }
-    log "waiting for the machine to go idle (load average $(cut -d' ' -f1 /proc/loadavg))"
-    sleep 8
-  done
-fi
+wait_idle "$wait_idle"
 busy_before=$(busy_pct)
 ((busy_before < 10)) ||
   log "WARNING: the machine is ${busy_before} % busy before the run: the figures will be skewed"
@@ -160,55 +116,13 @@ busy_before=$(busy_pct)
 # ---- the 1 KB value -----------------------------------------------------------------------
 # Dapr's HTTP API stores the JSON text of "value": a JSON string keeps its quotes. 1022 letters
 # in quotes are exactly 1024 stored bytes, served back verbatim by GET.
-letters=$(printf 'x%.0s' $(seq 1 1022))
-body="\"$letters\""
-printf '%s' "$body" >"$tmp/body"
-(($(wc -c <"$tmp/body") == 1024)) || die "the body is not 1024 bytes"
+write_1k_value "$tmp/body"
+body=$(<"$tmp/body")
 
 # ---- baseline: nginx ----------------------------------------------------------------------
 # One worker, `return 200` of the same bytes, keep-alive that never ends during a run, no
-# access log. Its own prefix and config in the temp dir; the compiled-in temp paths point into
-# /var/lib/nginx, so they are redirected too.
-nginx_conf() {  # port pidfile
-  local user_line=""
-  [[ $(id -u) == 0 ]] && user_line="user $(id -un) $(id -gn);"
-  cat <<EOF
-$user_line
-daemon off;
-master_process on;
-worker_processes 1;
-pid $2;
-error_log $tmp/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  keepalive_requests 1000000000;
-  keepalive_timeout 600s;
-  client_body_temp_path $tmp/nginx/body;
-  proxy_temp_path $tmp/nginx/proxy;
-  fastcgi_temp_path $tmp/nginx/fastcgi;
-  uwsgi_temp_path $tmp/nginx/uwsgi;
-  scgi_temp_path $tmp/nginx/scgi;
-  server {
-    listen 127.0.0.1:$1;
-    location / {
-      default_type application/json;
-      return 200 '$body';
-    }
-  }
-}
-EOF
-}
-mkdir -p "$tmp/nginx"
-nginx_port=$(free_port)
-nginx_conf "$nginx_port" "$tmp/nginx/nginx.pid" >"$tmp/nginx/nginx.conf"
-"${pin_server[@]}" "$nginx_bin" -p "$tmp/nginx/" -c "$tmp/nginx/nginx.conf" \
-  -e "$tmp/nginx/error.log" &
-nginx_pid=$!
-nginx_url="http://127.0.0.1:$nginx_port/"
-wait_status "$nginx_url" 200 || { cat "$tmp/nginx/error.log" >&2; die "nginx did not start"; }
-nginx_worker=$(pgrep -P "$nginx_pid" | head -1)
-[[ -n $nginx_worker ]] || die "no nginx worker"
+# access log, its own prefix and config in the temp dir (bench/lib.sh).
+start_nginx
 curl -s "$nginx_url" -o "$tmp/nginx.out"
 cmp -s "$tmp/body" "$tmp/nginx.out" || die "nginx does not answer the 1024-byte body"
 nginx_rss_idle=$(status_kb "$nginx_worker" VmRSS)
