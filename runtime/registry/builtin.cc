@@ -6,6 +6,9 @@
 #ifdef REMORA_WITH_STATE_REDIS
 #include "redis_store.h"
 #endif
+#ifdef REMORA_WITH_PUBSUB_KAFKA
+#include "kafka_pubsub.h"
+#endif
 
 namespace remora::runtime {
 
@@ -18,6 +21,9 @@ absl::Status RegisterBuiltinComponents(Registry& registry) {
 #endif
 #ifdef REMORA_WITH_STATE_REDIS
   status.Update(registry.state().Register("state.redis", "v1", components::state::redis::Create));
+#endif
+#ifdef REMORA_WITH_PUBSUB_KAFKA
+  status.Update(registry.pubsub().Register("pubsub.kafka", "v1", components::pubsub::kafka::Create));
 #endif
   return status;
 }
