@@ -5,8 +5,9 @@
 // give the same answers, status codes and error reasons included, since a function is meant to
 // switch transports without noticing.
 //
-// A transport's harness makes a client whose default store "statestore" is state.in-memory and
-// whose app id is kAppId. Clients may share a store across tests: keys carry the test's name.
+// A transport's harness makes a client whose store "statestore" is of `store_type`
+// (state.in-memory, or state.redis against a real redis-server) and whose app id is kAppId. Clients
+// may share a store across tests: keys carry the test's name.
 
 #include <functional>
 #include <memory>
@@ -24,6 +25,7 @@ inline constexpr const char* kAppId = "sdktest";
 
 struct Transport {
   std::string name;
+  std::string store_type = "state.in-memory";
   // Called once per test, from the test's thread.
   std::function<absl::StatusOr<std::unique_ptr<Client>>()> make;
 };

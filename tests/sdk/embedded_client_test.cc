@@ -7,13 +7,14 @@
 
 #include "remora/components/common/strings.h"
 #include "tests/sdk/client_suite.h"
+#include "tests/tools/redis_server.h"
 #include "tests/tools/test_env.h"
 
 namespace remora::sdk_test {
 namespace {
 
 Transport EmbeddedTransport() {
-  return {"Embedded", [] {
+  return {"Embedded", "state.in-memory", [] {
             EmbeddedOptions options;
             options.app_id = kAppId;
             return Client::Embedded(options);
@@ -22,6 +23,40 @@ Transport EmbeddedTransport() {
 
 INSTANTIATE_TEST_SUITE_P(Embedded, ClientSuite, ::testing::Values(EmbeddedTransport()),
                          TransportName);
+
+#if REMORA_TEST_STATE_REDIS
+// The suite again with "statestore" on state.redis against a real redis-server: that store answers
+// on the runtime's event loop, so every call waits for a callback from another thread.
+absl::StatusOr<std::unique_ptr<Client>> EmbeddedRedisClient() {
+  static std::unique_ptr<testing::RedisServer> redis;  // one per run, killed at exit
+  static std::string dir;
+  if (!redis) {
+    auto started = testing::RedisServer::Start();
+    if (!started.ok()) return started.status();
+    redis = *std::move(started);
+    dir = testing::WriteTempFile("statestore.yaml", StrCat(R"(apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: statestore
+spec:
+  type: state.redis
+  version: v1
+  metadata:
+  - name: redisHost
+    value: ")",
+                                                           redis->address(), "\"\n"));
+  }
+  EmbeddedOptions options;
+  options.app_id = kAppId;
+  options.resources_paths = {dir};
+  return Client::Embedded(options);
+}
+
+INSTANTIATE_TEST_SUITE_P(EmbeddedRedis, ClientSuite,
+                         ::testing::Values(Transport{"EmbeddedRedis", "state.redis",
+                                                     EmbeddedRedisClient}),
+                         TransportName);
+#endif
 
 TEST(EmbeddedClientTest, LoadsComponentsFromAResourcesDirectory) {
   std::string dir = testing::WriteTempFile("orders.yaml", R"(apiVersion: dapr.io/v1alpha1

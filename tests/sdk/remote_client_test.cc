@@ -40,7 +40,7 @@ absl::StatusOr<int> SharedRemoradGrpcPort() {
 }
 
 Transport RemoteTransport() {
-  return {"Remote", []() -> absl::StatusOr<std::unique_ptr<Client>> {
+  return {"Remote", "state.in-memory", []() -> absl::StatusOr<std::unique_ptr<Client>> {
             auto port = SharedRemoradGrpcPort();
             if (!port.ok()) return port.status();
             RemoteOptions options;
