@@ -227,7 +227,11 @@ class Worker {
       return;
     }
     PartitionState* state = Find(message->partition);
-    if (state == nullptr) {  // not (or no longer) ours
+    // Not (or no longer) ours, or a repeat of a record the window already has (librdkafka can
+    // move back after an offset reset): the window must stay in offset order.
+    if (state == nullptr ||
+        (!state->window.empty() && message->offset <= state->window.back().offset) ||
+        message->offset < state->next_offset) {
       rd_kafka_message_destroy(message);
       return;
     }
