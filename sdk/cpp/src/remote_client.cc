@@ -332,9 +332,9 @@ class RemoteClient final : public Client {
     if (status.ok()) return absl::OkStatus();
     auto code = static_cast<absl::StatusCode>(status.error_code());
     std::string message = status.error_message();
-    if (code == absl::StatusCode::kUnavailable &&
-        channel_->GetState(/*try_to_connect=*/false) != GRPC_CHANNEL_READY) {
-      KeepReconnecting();
+    const bool connected = channel_->GetState(/*try_to_connect=*/false) == GRPC_CHANNEL_READY;
+    if (!connected) KeepReconnecting();
+    if (code == absl::StatusCode::kUnavailable && !connected) {
       message = StrCat("no Dapr sidecar answers at ", address_,
                        " (set RemoteOptions.address or DAPR_GRPC_PORT): ", message);
     } else if (code == absl::StatusCode::kDeadlineExceeded) {
