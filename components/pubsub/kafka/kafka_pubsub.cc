@@ -289,6 +289,11 @@ absl::StatusOr<std::unique_ptr<PubSub>> CreateFromConfig(Config config) {
 absl::StatusOr<std::unique_ptr<PubSub>> Create(const ComponentContext& context) {
   absl::StatusOr<Config> config = ParseConfig(context.metadata);
   if (!config.ok()) return config.status();
+  // The runtime passes the app id as consumerID; a caller that did not still gets Dapr's default.
+  if (config->consumer_group.empty() && !context.app_id.empty()) {
+    config->consumer_group = context.app_id;
+    config->consumer.emplace_back("group.id", context.app_id);
+  }
   return CreateFromConfig(*std::move(config));
 }
 

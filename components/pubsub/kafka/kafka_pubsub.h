@@ -61,7 +61,8 @@ using Settings = std::vector<std::pair<std::string, std::string>>;
 
 struct Config {
   std::vector<std::string> brokers;
-  std::string consumer_group;  // empty: publishing works, Subscribe fails
+  std::string consumer_group;  // empty: publishing works, Subscribe fails (Create falls back to
+                               // the context's app id, as Dapr does)
   std::string client_id = "sarama";
   std::string auth_type;               // none, password, mtls, certificate or oidc (lower case)
   bool initial_offset_oldest = false;  // initialOffset: newest (default) or oldest

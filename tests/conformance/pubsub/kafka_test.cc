@@ -650,6 +650,16 @@ TEST_F(KafkaTest, PublishChecksItsInput) {
   Recorder recorder;
   auto sub = publisher->Subscribe(SubscribeRequest{"input", {}}, recorder.handler());
   EXPECT_EQ(sub.status().code(), absl::StatusCode::kFailedPrecondition);
+
+  // ... unless the app id stands in for it, as in Dapr.
+  ComponentContext with_app;
+  with_app.type = "pubsub.kafka";
+  with_app.app_id = "checkout";
+  with_app.metadata = components::Metadata(no_group);
+  absl::StatusOr<std::unique_ptr<PubSub>> app_pubsub = Create(with_app);
+  ASSERT_TRUE(app_pubsub.ok()) << app_pubsub.status();
+  auto app_sub = (*app_pubsub)->Subscribe(SubscribeRequest{"input", {}}, recorder.handler());
+  EXPECT_TRUE(app_sub.ok()) << app_sub.status();
 }
 
 TEST_F(KafkaTest, HealthFollowsTheBrokers) {
