@@ -30,8 +30,9 @@ class Runtime {
   ~Runtime();
 
   // Binds the HTTP API on the configured port, then starts the gRPC API on a background thread
-  // (loading gRPC takes longer than the rest of start-up). A gRPC failure is logged and ends
-  // Wait() with exit code 1. grpc_port() is 0 until gRPC listens.
+  // once the first health probe has been answered, or after 100 ms (loading gRPC takes longer
+  // than the rest of start-up and would slow the first HTTP answers). A gRPC failure is logged
+  // and ends Wait() with exit code 1. grpc_port() is 0 until gRPC listens.
   absl::Status StartServers();
   // Serves until SIGINT/SIGTERM or a shutdown request; returns the process exit code.
   int Wait();
@@ -52,6 +53,7 @@ class Runtime {
   explicit Runtime(const Options& options);
   absl::Status LoadComponents();
   void StartGrpc();
+  bool AwaitGrpcStartSlot();
 
   struct Loops;
   struct Servers;
