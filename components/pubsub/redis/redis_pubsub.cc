@@ -139,9 +139,18 @@ class Consumer : public std::enable_shared_from_this<Consumer> {
       self->retry_timer_.cancel();
       self->reclaim_timer_.cancel();
       self->conn_.reset();  // a blocked XREADGROUP completes with CANCELLED
-      self->client_->Command(
-          {"EVAL", kDeleteIdleConsumer, "1", self->topic_, self->config_.consumer_id, self->name_},
-          [](absl::StatusOr<rc::Reply>) {});
+      // Acks not flushed yet go first, on the same connection, so that a consumer whose entries
+      // were all acked is removed.
+      std::vector<rc::Args> commands;
+      if (!self->acks_.empty()) {
+        rc::Args xack = {"XACK", self->topic_, self->config_.consumer_id};
+        xack.insert(xack.end(), self->acks_.begin(), self->acks_.end());
+        self->acks_.clear();
+        commands.push_back(std::move(xack));
+      }
+      commands.push_back(
+          {"EVAL", kDeleteIdleConsumer, "1", self->topic_, self->config_.consumer_id, self->name_});
+      self->client_->Pipeline(std::move(commands), [](absl::StatusOr<std::vector<rc::Reply>>) {});
     });
   }
 
@@ -247,12 +256,13 @@ class Consumer : public std::enable_shared_from_this<Consumer> {
       Ack ack =
           MakeGuardedAck([weak = weak_from_this(), client = client_, topic = topic_,
                           group = config_.consumer_id, id = entry.id](absl::Status status) mutable {
-            // XACK only now, and even when the subscription is gone: the handler did its work.
-            if (status.ok()) {
-              client->Command({"XACK", topic, group, id}, [](absl::StatusOr<rc::Reply>) {});
-            }
             if (auto self = weak.lock()) {
-              asio::post(self->strand_, [self, id = std::move(id)] { self->Release(id); });
+              asio::post(self->strand_, [self, id = std::move(id), ok = status.ok()]() mutable {
+                self->Release(std::move(id), ok);
+              });
+            } else if (status.ok()) {
+              // The subscription is gone but the handler did its work: XACK all the same.
+              client->Command({"XACK", topic, group, id}, [](absl::StatusOr<rc::Reply>) {});
             }
           });
       if (!gate_.Run([&] { handler_(std::move(entry.message), std::move(ack)); })) {
@@ -261,13 +271,32 @@ class Consumer : public std::enable_shared_from_this<Consumer> {
     }
   }
 
-  // The handler is done with `id` (either way): free its slot. A failed entry stays pending in
-  // Redis under this consumer and is reclaimed once idle for processingTimeout.
-  void Release(const std::string& id) {
+  // The handler is done with `id`: free its slot. An OK entry is XACKed (batched with the other
+  // acks of this event-loop turn); a failed one stays pending in Redis under this consumer and is
+  // reclaimed once idle for processingTimeout.
+  void Release(std::string id, bool ok) {
     held_.erase(id);
     --in_flight_;
+    if (ok) {
+      acks_.push_back(std::move(id));
+      if (!ack_flush_posted_) {
+        ack_flush_posted_ = true;
+        asio::post(strand_, [self = shared_from_this()] { self->FlushAcks(); });
+      }
+    }
     Pump();
     MaybeRead();
+  }
+
+  // Runs also after Close(): acks that arrived are still sent.
+  void FlushAcks() {
+    ack_flush_posted_ = false;
+    if (acks_.empty()) return;
+    rc::Args command = {"XACK", topic_, config_.consumer_id};
+    command.insert(command.end(), std::make_move_iterator(acks_.begin()),
+                   std::make_move_iterator(acks_.end()));
+    acks_.clear();
+    client_->Command(std::move(command), [](absl::StatusOr<rc::Reply>) {});
   }
 
   // ---- reclaiming entries pending for too long (failed, or left by a dead consumer) ----
@@ -371,6 +400,8 @@ class Consumer : public std::enable_shared_from_this<Consumer> {
   std::deque<Entry> queue_;                // read or claimed, not yet with the handler
   absl::flat_hash_set<std::string> held_;  // ids in queue_ or with the handler
   int in_flight_ = 0;                      // with the handler, not yet acked
+  std::vector<std::string> acks_;          // acked OK, XACK not sent yet
+  bool ack_flush_posted_ = false;
 };
 
 class RedisSubscription : public Subscription {

@@ -425,6 +425,23 @@ TEST_F(RedisPubSubTest, AFailedEntryStaysPendingUntilReclaimedAndAcked) {
       << "acked OK on the second delivery, so no longer pending";
 }
 
+TEST_F(RedisPubSubTest, AnAckDroppedWithoutACallCountsAsFailed) {
+  const std::string group = Name("g");
+  cp::PubSub* pubsub = NewComponent(
+      {{"consumerID", group}, {"processingTimeout", "300ms"}, {"redeliverInterval", "100ms"}});
+  ASSERT_NE(pubsub, nullptr);
+  const std::string topic = Name("dropped");
+  Inbox inbox([](const cp::Message&, int delivery) {
+    return delivery == 1 ? Inbox::Action::kHold : Inbox::Action::kAck;
+  });
+  auto sub = Subscribe(*pubsub, topic, inbox);
+  ASSERT_TRUE(Publish(*pubsub, topic, "x").ok());
+  ASSERT_TRUE(inbox.WaitForData("x", 1, seconds(10)));
+  inbox.TakeHeld();  // destroyed here, never called: the entry must not count as processed
+  EXPECT_TRUE(inbox.WaitForData("x", 2, seconds(10)));
+  EXPECT_TRUE(Eventually([&] { return Int({"XPENDING", topic, group}) == 0; }, seconds(10)));
+}
+
 TEST_F(RedisPubSubTest, ConsumersOfOneGroupHaveTheirOwnNamesAndLeaveNoTrace) {
   const std::string group = Name("g");
   cp::PubSub* first = NewComponent({{"consumerID", group}});
