@@ -6,6 +6,12 @@
 #ifdef REMORA_WITH_STATE_REDIS
 #include "redis_store.h"
 #endif
+#ifdef REMORA_WITH_PUBSUB_MEMORY
+#include "memory_pubsub.h"
+#endif
+#ifdef REMORA_WITH_PUBSUB_REDIS
+#include "redis_pubsub.h"
+#endif
 #ifdef REMORA_WITH_PUBSUB_KAFKA
 #include "kafka_pubsub.h"
 #endif
@@ -21,6 +27,13 @@ absl::Status RegisterBuiltinComponents(Registry& registry) {
 #endif
 #ifdef REMORA_WITH_STATE_REDIS
   status.Update(registry.state().Register("state.redis", "v1", components::state::redis::Create));
+#endif
+#ifdef REMORA_WITH_PUBSUB_MEMORY
+  status.Update(
+      registry.pubsub().Register("pubsub.in-memory", "v1", components::pubsub::memory::Create));
+#endif
+#ifdef REMORA_WITH_PUBSUB_REDIS
+  status.Update(registry.pubsub().Register("pubsub.redis", "v1", components::pubsub::redis::Create));
 #endif
 #ifdef REMORA_WITH_PUBSUB_KAFKA
   status.Update(registry.pubsub().Register("pubsub.kafka", "v1", components::pubsub::kafka::Create));
