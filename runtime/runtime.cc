@@ -5,14 +5,17 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
+#include <optional>
 
 #include "api/grpc/loader.h"
 #include "api/http/routes.h"
 #include "api/http/server.h"
 #include "blocks/metadata/metadata_block.h"
+#include "blocks/secrets/secrets_block.h"
 #include "blocks/state/state_block.h"
 #include "remora/components/common/strings.h"
 #include "remora/runtime/asio.h"
+#include "remora/runtime/config_resource.h"
 #include "remora/runtime/log.h"
 #include "remora/runtime/registry.h"
 #include "remora/runtime/resources.h"
@@ -110,15 +113,71 @@ namespace {
 // warning instead of failing start-up, so existing Dapr resource folders load.
 bool KnownKind(std::string_view kind) { return kind == "state"; }
 
-absl::StatusOr<components::Metadata> ResolveMetadata(const ComponentSpec& spec) {
+// Reads one secret at start-up. Blocking is fine here: nothing serves yet, and the stores'
+// callbacks run inline or on the event loops, which are already running.
+absl::StatusOr<secrets::SecretData> GetSecretBlocking(secrets::SecretStore& store,
+                                                      const std::string& name) {
+  struct Slot {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<absl::StatusOr<secrets::SecretData>> result;
+  };
+  auto slot = std::make_shared<Slot>();
+  store.GetSecret(name, {}, [slot](absl::StatusOr<secrets::SecretData> result) {
+    std::lock_guard lock(slot->mu);
+    slot->result.emplace(std::move(result));
+    slot->cv.notify_all();
+  });
+  std::unique_lock lock(slot->mu);
+  if (!slot->cv.wait_for(lock, std::chrono::seconds(30),
+                         [&] { return slot->result.has_value(); })) {
+    return MakeStatus(absl::StatusCode::kDeadlineExceeded,
+                      "the secret store did not answer in 30 s");
+  }
+  return *std::move(slot->result);
+}
+
+// spec.metadata as plain strings: envRef read from the environment, secretKeyRef read through the
+// component's auth.secretStore (`key` defaults to the secret's name, as in Dapr). A reference
+// that cannot be resolved is an error naming the component, the metadata item and the key.
+absl::StatusOr<components::Metadata> ResolveMetadata(const ComponentSpec& spec,
+                                                     const SecretsBlock& secret_stores) {
   std::map<std::string, std::string> values;
   for (const MetadataItem& item : spec.metadata) {
     if (item.secret_key_ref) {
-      return MakeStatus(
-          absl::StatusCode::kFailedPrecondition,
-          StrCat(spec.source.Describe(), ": component ", spec.name, ": metadata ", item.name,
-                 ": secretKeyRef ", item.secret_key_ref->name, "/", item.secret_key_ref->key,
-                 " cannot be resolved: this build has no secret stores yet"));
+      const SecretKeyRef& ref = *item.secret_key_ref;
+      const std::string& key = ref.key.empty() ? ref.name : ref.key;
+      auto fail = [&](std::string_view why) {
+        return MakeStatus(absl::StatusCode::kFailedPrecondition,
+                          StrCat(spec.source.Describe(), ": component ", spec.name, ": metadata ",
+                                 item.name, ": secretKeyRef {name: ", ref.name, ", key: ", key,
+                                 "} cannot be resolved: ", why));
+      };
+      if (spec.auth_secret_store.empty()) {
+        return fail("the component has no auth.secretStore naming the secret store to read");
+      }
+      secrets::SecretStore* store = secret_stores.Find(spec.auth_secret_store);
+      if (store == nullptr) {
+        std::string known;
+        for (const auto& info : secret_stores.Stores()) {
+          StrAppend(&known, known.empty() ? "" : ", ", info.name);
+        }
+        return fail(StrCat(
+            "auth.secretStore \"", spec.auth_secret_store,
+            "\" is not a loaded secret store (loaded: ", known.empty() ? "none" : known, ")"));
+      }
+      auto secret = GetSecretBlocking(*store, ref.name);
+      if (!secret.ok()) {
+        return fail(
+            StrCat("secret store ", spec.auth_secret_store, ": ", MessageOf(secret.status())));
+      }
+      auto value = secret->find(key);
+      if (value == secret->end()) {
+        return fail(StrCat("secret ", ref.name, " in secret store ", spec.auth_secret_store,
+                           " has no key ", key));
+      }
+      values[item.name] = value->second;
+      continue;
     }
     if (item.env_ref) {
       const char* env = std::getenv(item.env_ref->c_str());
@@ -128,6 +187,17 @@ absl::StatusOr<components::Metadata> ResolveMetadata(const ComponentSpec& spec) 
     values[item.name] = item.value;
   }
   return components::Metadata(std::move(values));
+}
+
+bool IsSecretStore(const ComponentSpec& spec) { return spec.type.starts_with("secretstores."); }
+
+// True when every secretKeyRef of `spec` names a store that is already loaded, so secret stores
+// that read their own credentials from another secret store load after it.
+bool RefsReady(const ComponentSpec& spec, const SecretsBlock& loaded) {
+  for (const MetadataItem& item : spec.metadata) {
+    if (item.secret_key_ref && loaded.Find(spec.auth_secret_store) == nullptr) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -149,7 +219,13 @@ absl::Status Runtime::LoadComponents() {
   Registry registry;
   if (absl::Status s = RegisterBuiltinComponents(registry); !s.ok()) return s;
 
+  auto configuration = LoadConfiguration(options_.config_files);
+  if (!configuration.ok()) return configuration.status();
+  secrets_ = std::make_unique<SecretsBlock>(std::move(configuration->secret_scopes));
+  if (absl::Status s = LoadSecretStores(resources.components, registry); !s.ok()) return s;
+
   for (const ComponentSpec& spec : resources.components) {
+    if (IsSecretStore(spec)) continue;
     std::string kind = spec.type.substr(0, spec.type.find('.'));
     auto fail = [&](absl::Status s) -> absl::Status {
       if (spec.ignore_errors) {
@@ -164,7 +240,7 @@ absl::Status Runtime::LoadComponents() {
                 ") is skipped: this build has no ", kind, " building block yet");
       continue;
     }
-    auto metadata = ResolveMetadata(spec);
+    auto metadata = ResolveMetadata(spec, *secrets_);
     if (!metadata.ok()) {
       if (absl::Status s = fail(metadata.status()); !s.ok()) return s;
       continue;
@@ -219,6 +295,86 @@ absl::Status Runtime::LoadComponents() {
   for (const auto& store : state_->Stores()) {
     metadata_->AddComponent({store.name, store.type, store.version, store.capabilities});
   }
+  for (const auto& store : secrets_->Stores()) {
+    metadata_->AddComponent({store.name, store.type, store.version, store.capabilities});
+  }
+  return absl::OkStatus();
+}
+
+// Secret stores load before every other component, whose secretKeyRefs read through them. A
+// secret store may itself take a secretKeyRef from another secret store: those load in rounds,
+// each after the store it reads from; whatever is left when a round makes no progress (a cycle, a
+// store that does not exist) fails with the resolution error naming it.
+absl::Status Runtime::LoadSecretStores(const std::vector<ComponentSpec>& specs,
+                                       const Registry& registry) {
+  std::vector<const ComponentSpec*> pending;
+  for (const ComponentSpec& spec : specs) {
+    if (IsSecretStore(spec)) pending.push_back(&spec);
+  }
+  bool last_round = false;
+  while (!pending.empty()) {
+    std::vector<const ComponentSpec*> later;
+    for (const ComponentSpec* spec : pending) {
+      if (!last_round && !RefsReady(*spec, *secrets_)) {
+        later.push_back(spec);
+        continue;
+      }
+      auto fail = [&](absl::Status s) -> absl::Status {
+        if (spec->ignore_errors) {
+          log::Warn("ignoring component ", spec->name, " (", spec->source.Describe(),
+                    ") because spec.ignoreErrors is set: ", MessageOf(s));
+          return absl::OkStatus();
+        }
+        return s;
+      };
+      auto metadata = ResolveMetadata(*spec, *secrets_);
+      if (!metadata.ok()) {
+        if (absl::Status s = fail(metadata.status()); !s.ok()) return s;
+        continue;
+      }
+      const auto* factory = registry.secretstores().Find(spec->type, spec->version);
+      if (factory == nullptr) {
+        std::string known;
+        for (const auto& k : registry.secretstores().Keys()) {
+          StrAppend(&known, known.empty() ? "" : ", ", k);
+        }
+        if (absl::Status s = fail(MakeStatus(
+                absl::StatusCode::kNotFound,
+                StrCat(spec->source.Describe(), ": component ", spec->name, ": unknown type ",
+                       spec->type, "/", spec->version, " (this build has: ", known, ")")));
+            !s.ok()) {
+          return s;
+        }
+        continue;
+      }
+      components::ComponentContext context;
+      context.name = spec->name;
+      context.type = spec->type;
+      context.version = spec->version;
+      context.app_id = options_.app_id;
+      context.namespace_ = options_.namespace_;
+      context.metadata = *std::move(metadata);
+      context.io_context = loops_->contexts.front().get();
+      auto store = (*factory)(context);
+      if (!store.ok()) {
+        if (absl::Status s = fail(MakeStatus(
+                store.status().code(), StrCat(spec->source.Describe(), ": component ", spec->name,
+                                              " (", spec->type, "): ", MessageOf(store.status()))));
+            !s.ok()) {
+          return s;
+        }
+        continue;
+      }
+      for (const std::string& key : context.metadata.Unused()) {
+        log::Warn("component ", spec->name, " (", spec->source.Describe(),
+                  "): unknown metadata key '", key, "' is ignored");
+      }
+      secrets_->AddStore(spec->name, spec->type, spec->version, *std::move(store));
+      log::Info("component loaded: ", spec->name, " (", spec->type, "/", spec->version, ")");
+    }
+    last_round = later.size() == pending.size();
+    pending = std::move(later);
+  }
   return absl::OkStatus();
 }
 
@@ -242,8 +398,8 @@ absl::Status Runtime::StartServers() {
   config.app_id = options_.app_id;
   config.api_token = options_.api_token;
   config.api_logging = options_.enable_api_logging.value_or(false);
-  servers_->api =
-      std::make_unique<http::DaprHttpApi>(*state_, *metadata_, std::move(hooks), std::move(config));
+  servers_->api = std::make_unique<http::DaprHttpApi>(*state_, *metadata_, *secrets_,
+                                                      std::move(hooks), std::move(config));
   http::ServerOptions server_options;
   server_options.max_body_size = options_.max_body_size;
   server_options.max_header_size = static_cast<uint32_t>(options_.read_buffer_size);

@@ -3,6 +3,15 @@
 #ifdef REMORA_WITH_STATE_MEMORY
 #include "memory_store.h"
 #endif
+#ifdef REMORA_WITH_SECRETSTORES_LOCAL_FILE
+#include "local_file_store.h"
+#endif
+#ifdef REMORA_WITH_SECRETSTORES_LOCAL_ENV
+#include "local_env_store.h"
+#endif
+#ifdef REMORA_WITH_SECRETSTORES_VAULT
+#include "vault_store.h"
+#endif
 #ifdef REMORA_WITH_STATE_REDIS
 #include "redis_store.h"
 #endif
@@ -27,6 +36,18 @@ absl::Status RegisterBuiltinComponents(Registry& registry) {
 #endif
 #ifdef REMORA_WITH_STATE_REDIS
   status.Update(registry.state().Register("state.redis", "v1", components::state::redis::Create));
+#endif
+#ifdef REMORA_WITH_SECRETSTORES_LOCAL_FILE
+  status.Update(registry.secretstores().Register("secretstores.local.file", "v1",
+                                                 components::secretstores::local_file::Create));
+#endif
+#ifdef REMORA_WITH_SECRETSTORES_LOCAL_ENV
+  status.Update(registry.secretstores().Register("secretstores.local.env", "v1",
+                                                 components::secretstores::local_env::Create));
+#endif
+#ifdef REMORA_WITH_SECRETSTORES_VAULT
+  status.Update(registry.secretstores().Register("secretstores.hashicorp.vault", "v1",
+                                                 components::secretstores::vault::Create));
 #endif
 #ifdef REMORA_WITH_PUBSUB_MEMORY
   status.Update(

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "blocks/metadata/metadata_block.h"
+#include "blocks/secrets/secrets_block.h"
 #include "blocks/state/state_block.h"
 #include "nlohmann/json.hpp"
 #include "remora/components/common/strings.h"
@@ -246,9 +247,13 @@ struct DaprHttpApi::Call {
   beast_http::verb method;
 };
 
-DaprHttpApi::DaprHttpApi(StateBlock& state, MetadataBlock& metadata, ApiHooks hooks,
-                         ApiConfig config)
-    : state_(state), metadata_(metadata), hooks_(std::move(hooks)), config_(std::move(config)) {}
+DaprHttpApi::DaprHttpApi(StateBlock& state, MetadataBlock& metadata, SecretsBlock& secrets,
+                         ApiHooks hooks, ApiConfig config)
+    : state_(state),
+      metadata_(metadata),
+      secrets_(secrets),
+      hooks_(std::move(hooks)),
+      config_(std::move(config)) {}
 
 Response DaprHttpApi::TooLarge(unsigned version, uint64_t limit) {
   errors::HttpError e = errors::ToHttp(errors::Make(
@@ -346,6 +351,10 @@ void DaprHttpApi::Route(Call& call) {
     if (s.size() == 4 && post_or_put && s[3] == "transaction") return Transaction(call, store);
     if (s.size() == 4 && method == beast_http::verb::get) return GetState(call, store, s[3]);
     if (s.size() == 4 && method == beast_http::verb::delete_) return DeleteState(call, store, s[3]);
+  }
+  if (v1 && group == "secrets" && s.size() == 4 && method == beast_http::verb::get) {
+    if (s[3] == "bulk") return GetBulkSecret(call, s[2]);
+    return GetSecret(call, s[2], s[3]);
   }
   Fallback(call);
 }
@@ -536,6 +545,25 @@ void DaprHttpApi::Transaction(Call& call, std::string_view store) {
                        if (!s.ok()) return std::move(r).Error(s);
                        std::move(r).NoContent();
                      });
+}
+
+// 200 with the secret's map (contract §2.5); query metadata.* is the request metadata.
+void DaprHttpApi::GetSecret(Call& call, std::string_view store, std::string_view key) {
+  secrets_.Get(store, std::string(key), std::move(call.query.metadata),
+               [r = std::move(call.responder)](absl::StatusOr<secrets::SecretData> result) mutable {
+                 if (!result.ok()) return std::move(r).Error(result.status());
+                 std::move(r).Json(json(*result));
+               });
+}
+
+// 200 with {"<secret>": {"<k>": "<v>"}}, secrets denied by scope left out.
+void DaprHttpApi::GetBulkSecret(Call& call, std::string_view store) {
+  secrets_.BulkGet(
+      store, std::move(call.query.metadata),
+      [r = std::move(call.responder)](absl::StatusOr<secrets::BulkSecretData> result) mutable {
+        if (!result.ok()) return std::move(r).Error(result.status());
+        std::move(r).Json(json(*result));
+      });
 }
 
 void DaprHttpApi::GetMetadata(Call& call) {

@@ -13,6 +13,7 @@
 namespace remora::runtime {
 class StateBlock;
 class MetadataBlock;
+class SecretsBlock;
 }  // namespace remora::runtime
 
 namespace remora::runtime::http {
@@ -31,7 +32,8 @@ struct ApiConfig {
 
 class DaprHttpApi : public Handler {
  public:
-  DaprHttpApi(StateBlock& state, MetadataBlock& metadata, ApiHooks hooks, ApiConfig config);
+  DaprHttpApi(StateBlock& state, MetadataBlock& metadata, SecretsBlock& secrets, ApiHooks hooks,
+              ApiConfig config);
 
   void Handle(Request& request, Reply reply) override;
   Response TooLarge(unsigned version, uint64_t limit) override;
@@ -48,9 +50,12 @@ class DaprHttpApi : public Handler {
   void BulkGetState(Call& call, std::string_view store);
   void Transaction(Call& call, std::string_view store);
   void GetMetadata(Call& call);
+  void GetSecret(Call& call, std::string_view store, std::string_view key);
+  void GetBulkSecret(Call& call, std::string_view store);
 
   StateBlock& state_;
   MetadataBlock& metadata_;
+  SecretsBlock& secrets_;
   ApiHooks hooks_;
   ApiConfig config_;
   std::atomic<int> in_flight_{0};

@@ -16,6 +16,7 @@
 #include "remora/components/common/context.h"
 #include "remora/components/common/strings.h"
 #include "remora/components/pubsub/pubsub.h"
+#include "remora/components/secretstores/secretstore.h"
 #include "remora/components/state/store.h"
 
 namespace remora::runtime {
@@ -57,10 +58,15 @@ class Registry {
   const KindRegistry<components::state::Store>& state() const { return state_; }
   KindRegistry<components::pubsub::PubSub>& pubsub() { return pubsub_; }
   const KindRegistry<components::pubsub::PubSub>& pubsub() const { return pubsub_; }
+  KindRegistry<components::secretstores::SecretStore>& secretstores() { return secretstores_; }
+  const KindRegistry<components::secretstores::SecretStore>& secretstores() const {
+    return secretstores_;
+  }
 
  private:
   KindRegistry<components::state::Store> state_;
   KindRegistry<components::pubsub::PubSub> pubsub_;
+  KindRegistry<components::secretstores::SecretStore> secretstores_;
 };
 
 // Registers every component compiled into this build (CMake options REMORA_<KIND>_<NAME>).

@@ -20,6 +20,9 @@ namespace remora::runtime {
 
 class StateBlock;
 class MetadataBlock;
+class SecretsBlock;
+class Registry;
+struct ComponentSpec;
 
 class Runtime {
  public:
@@ -44,6 +47,7 @@ class Runtime {
   const Options& options() const { return options_; }
   StateBlock& state() { return *state_; }
   MetadataBlock& metadata() { return *metadata_; }
+  SecretsBlock& secrets() { return *secrets_; }
   // True once components are initialised and the HTTP API listens (GET /v1.0/healthz). The
   // gRPC API may still be starting: /v1.0/healthz/outbound, which SDKs poll before their first
   // call, waits for it too.
@@ -52,6 +56,7 @@ class Runtime {
  private:
   explicit Runtime(const Options& options);
   absl::Status LoadComponents();
+  absl::Status LoadSecretStores(const std::vector<ComponentSpec>& specs, const Registry& registry);
   void StartGrpc();
   bool AwaitGrpcStartSlot();
 
@@ -60,6 +65,7 @@ class Runtime {
   Options options_;
   std::unique_ptr<Loops> loops_;
   std::unique_ptr<StateBlock> state_;
+  std::unique_ptr<SecretsBlock> secrets_;  // destroyed before loops_, which its stores run on
   std::unique_ptr<MetadataBlock> metadata_;
   std::unique_ptr<Servers> servers_;
   std::atomic<bool> ready_{false};
