@@ -19,7 +19,8 @@
 #   --no-doc          print only
 #   --wait-idle MIN   first wait up to MIN minutes for the machine to be idle (< 10 % busy)
 # Environment: BENCH_SERVER_CPU (default 1: redis-server, remorad, nginx), BENCH_CLIENT_CPU
-# (default 0: wrk and redis_state_load).
+# (default 0: wrk and redis_state_load), BENCH_NICE (e.g. -15: run every benchmarked process at
+# that nice value, so compilers of a shared machine disturb less; needs root).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,7 +36,7 @@ doc="" no_doc=0 idle_minutes=0
 server_cpu=${BENCH_SERVER_CPU:-1}
 client_cpu=${BENCH_CLIENT_CPU:-0}
 
-usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while (($#)); do
   case $1 in
     --smoke) smoke=1 ;;
@@ -84,6 +85,7 @@ if ((pinned)); then
 else
   pinning="NOT pinned (fewer than 2 usable CPUs)"
 fi
+[[ -n $priority ]] && pinning="$pinning; $priority"
 log "pinning: $pinning"
 
 tmp=$(mktemp -d /tmp/remora-bench-redis.XXXXXX)
