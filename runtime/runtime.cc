@@ -430,7 +430,8 @@ void Runtime::StartGrpc() {
                                         hooks = std::move(hooks)]() mutable {
     if (!AwaitGrpcStartSlot()) return;  // shut down before gRPC was needed
     auto started = std::chrono::steady_clock::now();
-    auto api = grpc::LoadAndStart(*state_, *metadata_, std::move(hooks), std::move(config));
+    auto api = grpc::LoadAndStart(*state_, *metadata_, *secrets_, std::move(hooks),
+                                  std::move(config));
     if (!api.ok()) {
       log::Error("start-up failed: ", MessageOf(api.status()));
       servers_->failed.store(true);

@@ -23,6 +23,7 @@
 namespace remora::runtime {
 class StateBlock;
 class MetadataBlock;
+class SecretsBlock;
 }  // namespace remora::runtime
 
 namespace remora::runtime::grpc {
@@ -59,9 +60,11 @@ class Api {
 // needs to start (its first server in a process creates thread pools and polling engines).
 // Fails with a message naming the address and the OS error when a port cannot be bound (e.g.
 // "cannot listen on 127.0.0.1:50001: Address already in use"). `state` and `metadata` must
-// outlive the server. grpc.health.v1 and reflection are not registered (daprd has neither).
+// outlive the server (and so must `secrets`). grpc.health.v1 and reflection are not registered
+// (daprd has neither).
 using StartFn = absl::StatusOr<std::unique_ptr<Api>> (*)(StateBlock& state, MetadataBlock& metadata,
-                                                         ApiHooks hooks, ApiConfig config);
+                                                         SecretsBlock& secrets, ApiHooks hooks,
+                                                         ApiConfig config);
 
 // The module exports a `const StartFn` under this name (extern "C", so dlsym finds it).
 inline constexpr char kStartSymbol[] = "remora_grpc_api_start";

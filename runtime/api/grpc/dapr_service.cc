@@ -5,6 +5,7 @@
 
 #include "api/grpc/status.h"
 #include "blocks/metadata/metadata_block.h"
+#include "blocks/secrets/secrets_block.h"
 #include "blocks/state/state_block.h"
 #include "remora/components/common/strings.h"
 #include "remora/runtime/errors.h"
@@ -117,10 +118,11 @@ std::string_view RpcName(std::string_view method) {
                         StrCat(rpc, " is not implemented in this build of remorad"));
 }
 
-DaprService::DaprService(StateBlock& state, MetadataBlock& metadata, ApiHooks hooks,
-                         std::string api_token, bool api_logging)
+DaprService::DaprService(StateBlock& state, MetadataBlock& metadata, SecretsBlock& secrets,
+                         ApiHooks hooks, std::string api_token, bool api_logging)
     : state_(state),
       metadata_(metadata),
+      secrets_(secrets),
       hooks_(std::move(hooks)),
       api_token_(std::move(api_token)),
       api_logging_(api_logging) {}
@@ -272,6 +274,36 @@ DaprService::Unary* DaprService::ExecuteStateTransaction(
   return reactor;
 }
 
+// ---- secrets -------------------------------------------------------------------------------
+
+DaprService::Unary* DaprService::GetSecret(Ctx* ctx, const v1::GetSecretRequest* req,
+                                           v1::GetSecretResponse* res) {
+  Unary* reactor;
+  if (!Begin(ctx, "GetSecret", &reactor)) return reactor;
+  secrets_.Get(req->store_name(), req->key(), ToMap(req->metadata()),
+               [reactor, res](absl::StatusOr<secrets::SecretData> result) {
+                 if (!result.ok()) return reactor->Finish(ToGrpcStatus(result.status()));
+                 CopyMap(*result, res->mutable_data());
+                 reactor->Finish(::grpc::Status::OK);
+               });
+  return reactor;
+}
+
+DaprService::Unary* DaprService::GetBulkSecret(Ctx* ctx, const v1::GetBulkSecretRequest* req,
+                                               v1::GetBulkSecretResponse* res) {
+  Unary* reactor;
+  if (!Begin(ctx, "GetBulkSecret", &reactor)) return reactor;
+  secrets_.BulkGet(req->store_name(), ToMap(req->metadata()),
+                   [reactor, res](absl::StatusOr<secrets::BulkSecretData> result) {
+                     if (!result.ok()) return reactor->Finish(ToGrpcStatus(result.status()));
+                     for (const auto& [name, data] : *result) {
+                       CopyMap(data, (*res->mutable_data())[name].mutable_secrets());
+                     }
+                     reactor->Finish(::grpc::Status::OK);
+                   });
+  return reactor;
+}
+
 // ---- sidecar -------------------------------------------------------------------------------
 
 DaprService::Unary* DaprService::GetMetadata(Ctx* ctx, const v1::GetMetadataRequest*,
@@ -361,14 +393,6 @@ DaprService::SubscribeTopicEventsAlpha1(Ctx* ctx) {
 DaprService::Unary* DaprService::InvokeBinding(Ctx* ctx, const v1::InvokeBindingRequest*,
                                                v1::InvokeBindingResponse*) {
   return NotImplemented(ctx, "InvokeBinding");
-}
-DaprService::Unary* DaprService::GetSecret(Ctx* ctx, const v1::GetSecretRequest*,
-                                           v1::GetSecretResponse*) {
-  return NotImplemented(ctx, "GetSecret");
-}
-DaprService::Unary* DaprService::GetBulkSecret(Ctx* ctx, const v1::GetBulkSecretRequest*,
-                                               v1::GetBulkSecretResponse*) {
-  return NotImplemented(ctx, "GetBulkSecret");
 }
 DaprService::Unary* DaprService::GetConfigurationAlpha1(Ctx* ctx,
                                                         const v1::GetConfigurationRequest*,

@@ -19,8 +19,8 @@ namespace v1 = ::dapr::proto::runtime::v1;
 
 class DaprService final : public v1::Dapr::CallbackService {
  public:
-  DaprService(StateBlock& state, MetadataBlock& metadata, ApiHooks hooks, std::string api_token,
-              bool api_logging);
+  DaprService(StateBlock& state, MetadataBlock& metadata, SecretsBlock& secrets, ApiHooks hooks,
+              std::string api_token, bool api_logging);
 
   // Dapr's token check (contract §1.5): OK when no token is configured or the call carries the
   // right `dapr-api-token`, UNAUTHENTICATED otherwise. Also used for unknown methods.
@@ -43,6 +43,9 @@ class DaprService final : public v1::Dapr::CallbackService {
                      v1::GetMetadataResponse* res) override;
   Unary* SetMetadata(Ctx* ctx, const v1::SetMetadataRequest* req, Empty* res) override;
   Unary* Shutdown(Ctx* ctx, const v1::ShutdownRequest* req, Empty* res) override;
+  Unary* GetSecret(Ctx* ctx, const v1::GetSecretRequest* req, v1::GetSecretResponse* res) override;
+  Unary* GetBulkSecret(Ctx* ctx, const v1::GetBulkSecretRequest* req,
+                       v1::GetBulkSecretResponse* res) override;
 
   // Declared in our .proto but not implemented yet: UNIMPLEMENTED naming the RPC.
   Unary* InvokeService(Ctx* ctx, const v1::InvokeServiceRequest*,
@@ -58,9 +61,6 @@ class DaprService final : public v1::Dapr::CallbackService {
   SubscribeTopicEventsAlpha1(Ctx* ctx) override;
   Unary* InvokeBinding(Ctx* ctx, const v1::InvokeBindingRequest*,
                        v1::InvokeBindingResponse*) override;
-  Unary* GetSecret(Ctx* ctx, const v1::GetSecretRequest*, v1::GetSecretResponse*) override;
-  Unary* GetBulkSecret(Ctx* ctx, const v1::GetBulkSecretRequest*,
-                       v1::GetBulkSecretResponse*) override;
   Unary* GetConfigurationAlpha1(Ctx* ctx, const v1::GetConfigurationRequest*,
                                 v1::GetConfigurationResponse*) override;
   Unary* GetConfiguration(Ctx* ctx, const v1::GetConfigurationRequest*,
@@ -84,6 +84,7 @@ class DaprService final : public v1::Dapr::CallbackService {
 
   StateBlock& state_;
   MetadataBlock& metadata_;
+  SecretsBlock& secrets_;
   ApiHooks hooks_;
   std::string api_token_;
   bool api_logging_;

@@ -67,10 +67,11 @@ absl::StatusOr<StartFn> Load() {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Api>> LoadAndStart(StateBlock& state, MetadataBlock& metadata,
-                                                  ApiHooks hooks, ApiConfig config) {
+                                                  SecretsBlock& secrets, ApiHooks hooks,
+                                                  ApiConfig config) {
   auto start = Load();
   if (!start.ok()) return start.status();
-  return (*start)(state, metadata, std::move(hooks), std::move(config));
+  return (*start)(state, metadata, secrets, std::move(hooks), std::move(config));
 }
 
 }  // namespace remora::runtime::grpc

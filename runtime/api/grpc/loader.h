@@ -13,6 +13,7 @@ namespace remora::runtime::grpc {
 // the running executable, then <that directory>/../lib/remora/. The module stays loaded for the
 // life of the process. Fails naming every path tried and the loader's error.
 absl::StatusOr<std::unique_ptr<Api>> LoadAndStart(StateBlock& state, MetadataBlock& metadata,
-                                                  ApiHooks hooks, ApiConfig config);
+                                                  SecretsBlock& secrets, ApiHooks hooks,
+                                                  ApiConfig config);
 
 }  // namespace remora::runtime::grpc

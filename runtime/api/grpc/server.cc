@@ -78,8 +78,9 @@ absl::StatusOr<int> ProbeBind(std::string_view host, int port) {
 
 class Server final : public Api {
  public:
-  Server(StateBlock& state, MetadataBlock& metadata, ApiHooks hooks, const ApiConfig& config)
-      : service_(state, metadata, std::move(hooks), config.api_token, config.api_logging),
+  Server(StateBlock& state, MetadataBlock& metadata, SecretsBlock& secrets, ApiHooks hooks,
+         const ApiConfig& config)
+      : service_(state, metadata, secrets, std::move(hooks), config.api_token, config.api_logging),
         unknown_(service_) {}
   ~Server() override { Shutdown(std::chrono::system_clock::now()); }
 
@@ -146,8 +147,9 @@ class Server final : public Api {
 };
 
 absl::StatusOr<std::unique_ptr<Api>> Start(StateBlock& state, MetadataBlock& metadata,
-                                           ApiHooks hooks, ApiConfig config) {
-  auto server = std::make_unique<Server>(state, metadata, std::move(hooks), config);
+                                           SecretsBlock& secrets, ApiHooks hooks,
+                                           ApiConfig config) {
+  auto server = std::make_unique<Server>(state, metadata, secrets, std::move(hooks), config);
   if (absl::Status s = server->Listen(config); !s.ok()) return s;
   return std::unique_ptr<Api>(std::move(server));
 }
