@@ -322,12 +322,15 @@ TEST_F(GrpcE2E, MetadataReportsComponentsAndSetMetadataIsSharedWithHttp) {
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(md.id(), "grpc-e2e");
   EXPECT_THAT(md.runtime_version(), HasSubstr("1.18.3"));
-  ASSERT_EQ(md.registered_components_size(), 1);
-  EXPECT_EQ(md.registered_components(0).name(), "statestore");
-  EXPECT_EQ(md.registered_components(0).type(), "state.in-memory");
-  EXPECT_EQ(md.registered_components(0).version(), "v1");
-  EXPECT_THAT(md.registered_components(0).capabilities(), Contains("ETAG"));
-  EXPECT_THAT(md.registered_components(0).capabilities(), Contains("TRANSACTIONAL"));
+  const v1::RegisteredComponents* store = nullptr;
+  for (const auto& c : md.registered_components()) {
+    if (c.name() == "statestore") store = &c;
+  }
+  ASSERT_NE(store, nullptr) << md.DebugString();
+  EXPECT_EQ(store->type(), "state.in-memory");
+  EXPECT_EQ(store->version(), "v1");
+  EXPECT_THAT(store->capabilities(), Contains("ETAG"));
+  EXPECT_THAT(store->capabilities(), Contains("TRANSACTIONAL"));
   EXPECT_EQ(md.extended_metadata().at("team"), "rebels");
   EXPECT_TRUE(md.extended_metadata().contains("daprRuntimeVersion"));
   EXPECT_EQ(md.actor_runtime().runtime_status(), v1::ActorRuntime::DISABLED);
@@ -416,9 +419,13 @@ TEST(GrpcE2EShutdown, ShutdownRpcStopsTheProcessCleanly) {
   ASSERT_TRUE(started.ok()) << started.status();
   Client client(started->grpc_port);
   google::protobuf::Empty empty;
+  auto asked = std::chrono::steady_clock::now();
   ::grpc::Status s = client.stub().Shutdown(client.Context().get(), v1::ShutdownRequest(), &empty);
   EXPECT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(started->process->Wait(std::chrono::seconds(10)), 0);
+  // Nothing is in flight, so nothing should wait for --dapr-graceful-shutdown-seconds (5 s).
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, std::chrono::seconds(3))
+      << started->process->Output();
 }
 
 TEST(GrpcE2EShutdown, ForcedShutdownExitsWithCodeOne) {

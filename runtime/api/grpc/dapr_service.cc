@@ -1,5 +1,7 @@
 #include "api/grpc/dapr_service.h"
 
+#include <functional>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -142,18 +144,49 @@ DaprService::DaprService(StateBlock& state, MetadataBlock& metadata, SecretsBloc
   return ::grpc::Status::OK;
 }
 
-bool DaprService::Begin(Ctx* ctx, std::string_view rpc, Unary** reactor) const {
-  *reactor = ctx->DefaultReactor();
+// A unary call's reactor, counted while the call is in progress (until gRPC is done with it, not
+// just until Finish) so that Drain knows when nothing is left to answer.
+class DaprService::Call final : public ::grpc::ServerUnaryReactor {
+ public:
+  explicit Call(std::atomic<int>* calls) : calls_(calls) { calls_->fetch_add(1); }
+  // Runs once gRPC is done with the call (its answer sent or the call cancelled).
+  void AtEnd(std::function<void()> on_done) { on_done_ = std::move(on_done); }
+  void OnDone() override {
+    if (on_done_) on_done_();
+    calls_->fetch_sub(1);
+    delete this;
+  }
+
+ private:
+  std::atomic<int>* calls_;
+  std::function<void()> on_done_;
+};
+
+bool DaprService::Drain(std::chrono::system_clock::time_point deadline) {
+  draining_.store(true);
+  while (calls_.load() > 0) {
+    if (std::chrono::system_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+bool DaprService::Begin(Ctx* ctx, std::string_view rpc, Call** reactor) {
+  *reactor = new Call(&calls_);
   if (::grpc::Status s = Authorize(*ctx); !s.ok()) {
     (*reactor)->Finish(std::move(s));
+    return false;
+  }
+  if (draining_.load()) {
+    (*reactor)->Finish(::grpc::Status(::grpc::StatusCode::UNAVAILABLE, "remorad is shutting down"));
     return false;
   }
   if (api_logging_) log::Info("gRPC API Called: /dapr.proto.runtime.v1.Dapr/", rpc);
   return true;
 }
 
-DaprService::Unary* DaprService::NotImplemented(Ctx* ctx, std::string_view rpc) const {
-  Unary* reactor;
+DaprService::Unary* DaprService::NotImplemented(Ctx* ctx, std::string_view rpc) {
+  Call* reactor;
   if (Begin(ctx, rpc, &reactor)) reactor->Finish(Unimplemented(rpc));
   return reactor;
 }
@@ -162,7 +195,7 @@ DaprService::Unary* DaprService::NotImplemented(Ctx* ctx, std::string_view rpc) 
 
 DaprService::Unary* DaprService::GetState(Ctx* ctx, const v1::GetStateRequest* req,
                                           v1::GetStateResponse* res) {
-  Unary* reactor;
+  Call* reactor;
   if (!Begin(ctx, "GetState", &reactor)) return reactor;
   state::GetRequest request;
   request.key = req->key();
@@ -184,7 +217,7 @@ DaprService::Unary* DaprService::GetState(Ctx* ctx, const v1::GetStateRequest* r
 
 DaprService::Unary* DaprService::GetBulkState(Ctx* ctx, const v1::GetBulkStateRequest* req,
                                               v1::GetBulkStateResponse* res) {
-  Unary* reactor;
+  Call* reactor;
   if (!Begin(ctx, "GetBulkState", &reactor)) return reactor;
   // `parallelism` is the store's business: the block's bulk get already runs keys concurrently.
   std::vector<std::string> keys(req->keys().begin(), req->keys().end());
@@ -208,7 +241,7 @@ DaprService::Unary* DaprService::GetBulkState(Ctx* ctx, const v1::GetBulkStateRe
 }
 
 DaprService::Unary* DaprService::SaveState(Ctx* ctx, const v1::SaveStateRequest* req, Empty*) {
-  Unary* reactor;
+  Call* reactor;
   if (!Begin(ctx, "SaveState", &reactor)) return reactor;
   std::vector<state::SetRequest> items;
   items.reserve(req->states_size());
@@ -225,7 +258,7 @@ DaprService::Unary* DaprService::SaveState(Ctx* ctx, const v1::SaveStateRequest*
 }
 
 DaprService::Unary* DaprService::DeleteState(Ctx* ctx, const v1::DeleteStateRequest* req, Empty*) {
-  Unary* reactor;
+  Call* reactor;
   if (!Begin(ctx, "DeleteState", &reactor)) return reactor;
   state::DeleteRequest request;
   request.key = req->key();
@@ -238,7 +271,7 @@ DaprService::Unary* DaprService::DeleteState(Ctx* ctx, const v1::DeleteStateRequ
 
 DaprService::Unary* DaprService::DeleteBulkState(Ctx* ctx, const v1::DeleteBulkStateRequest* req,
                                                  Empty*) {
-  Unary* reactor;
+  Call* reactor;
   if (!Begin(ctx, "DeleteBulkState", &reactor)) return reactor;
   std::vector<state::DeleteRequest> items;
   items.reserve(req->states_size());
@@ -249,7 +282,7 @@ DaprService::Unary* DaprService::DeleteBulkState(Ctx* ctx, const v1::DeleteBulkS
 
 DaprService::Unary* DaprService::ExecuteStateTransaction(
     Ctx* ctx, const v1::ExecuteStateTransactionRequest* req, Empty*) {
-  Unary* reactor;
+  Call* reactor;
   if (!Begin(ctx, "ExecuteStateTransaction", &reactor)) return reactor;
   state::TransactionRequest request;
   request.metadata = ToMap(req->metadata());
@@ -278,7 +311,7 @@ DaprService::Unary* DaprService::ExecuteStateTransaction(
 
 DaprService::Unary* DaprService::GetSecret(Ctx* ctx, const v1::GetSecretRequest* req,
                                            v1::GetSecretResponse* res) {
-  Unary* reactor;
+  Call* reactor;
   if (!Begin(ctx, "GetSecret", &reactor)) return reactor;
   secrets_.Get(req->store_name(), req->key(), ToMap(req->metadata()),
                [reactor, res](absl::StatusOr<secrets::SecretData> result) {
@@ -291,7 +324,7 @@ DaprService::Unary* DaprService::GetSecret(Ctx* ctx, const v1::GetSecretRequest*
 
 DaprService::Unary* DaprService::GetBulkSecret(Ctx* ctx, const v1::GetBulkSecretRequest* req,
                                                v1::GetBulkSecretResponse* res) {
-  Unary* reactor;
+  Call* reactor;
   if (!Begin(ctx, "GetBulkSecret", &reactor)) return reactor;
   secrets_.BulkGet(req->store_name(), ToMap(req->metadata()),
                    [reactor, res](absl::StatusOr<secrets::BulkSecretData> result) {
@@ -308,7 +341,7 @@ DaprService::Unary* DaprService::GetBulkSecret(Ctx* ctx, const v1::GetBulkSecret
 
 DaprService::Unary* DaprService::GetMetadata(Ctx* ctx, const v1::GetMetadataRequest*,
                                              v1::GetMetadataResponse* res) {
-  Unary* reactor;
+  Call* reactor;
   if (!Begin(ctx, "GetMetadata", &reactor)) return reactor;
   MetadataSnapshot m = metadata_.Snapshot();
   res->set_id(m.app_id);
@@ -341,7 +374,7 @@ DaprService::Unary* DaprService::GetMetadata(Ctx* ctx, const v1::GetMetadataRequ
 }
 
 DaprService::Unary* DaprService::SetMetadata(Ctx* ctx, const v1::SetMetadataRequest* req, Empty*) {
-  Unary* reactor;
+  Call* reactor;
   if (!Begin(ctx, "SetMetadata", &reactor)) return reactor;
   metadata_.Set(req->key(), req->value());
   reactor->Finish(::grpc::Status::OK);
@@ -349,15 +382,16 @@ DaprService::Unary* DaprService::SetMetadata(Ctx* ctx, const v1::SetMetadataRequ
 }
 
 DaprService::Unary* DaprService::Shutdown(Ctx* ctx, const v1::ShutdownRequest*, Empty*) {
-  Unary* reactor;
-  if (!Begin(ctx, "Shutdown", &reactor)) return reactor;
   const auto& md = ctx->client_metadata();
   auto it = md.find("dapr-force-shutdown");
   bool force = it != md.end() && it->second == "true";
-  // Reply first: a graceful shutdown waits for this call to complete, a forced one gives it
-  // ~100 ms.
+  Call* reactor;
+  if (!Begin(ctx, "Shutdown", &reactor)) return reactor;
+  // The shutdown starts once this call is done, so the graceful drain does not wait for it.
+  reactor->AtEnd([shutdown = hooks_.shutdown, force] {
+    if (shutdown) shutdown(force);
+  });
   reactor->Finish(::grpc::Status::OK);
-  if (hooks_.shutdown) hooks_.shutdown(force);
   return reactor;
 }
 

@@ -5,6 +5,9 @@
 // Block callbacks may complete on any thread (inline for the in-memory store, on an event loop
 // for Redis); each handler finishes its reactor from there.
 
+#include <atomic>
+#include <chrono>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -21,6 +24,13 @@ class DaprService final : public v1::Dapr::CallbackService {
  public:
   DaprService(StateBlock& state, MetadataBlock& metadata, SecretsBlock& secrets, ApiHooks hooks,
               std::string api_token, bool api_logging);
+
+  // Graceful shutdown, first half: from now on new calls answer UNAVAILABLE, and this waits
+  // until every call in progress has completed or `deadline` has passed. True when none is left.
+  // (gRPC's own Server::Shutdown also waits for idle client connections to close, which a
+  // client may notice only at its next poll, seconds later; draining here lets the server be
+  // shut down with an immediate deadline afterwards.)
+  bool Drain(std::chrono::system_clock::time_point deadline);
 
   // Dapr's token check (contract §1.5): OK when no token is configured or the call carries the
   // right `dapr-api-token`, UNAUTHENTICATED otherwise. Also used for unknown methods.
@@ -77,10 +87,12 @@ class DaprService final : public v1::Dapr::CallbackService {
   Unary* UnlockAlpha1(Ctx* ctx, const v1::UnlockRequest*, v1::UnlockResponse*) override;
 
  private:
-  // The reactor for a unary call, already finished when the token check fails (then returns
-  // false and the handler returns the reactor as is).
-  bool Begin(Ctx* ctx, std::string_view rpc, Unary** reactor) const;
-  Unary* NotImplemented(Ctx* ctx, std::string_view rpc) const;
+  class Call;
+  // The reactor for a unary call, counted in calls_ until it is done. Already finished when the
+  // token check fails or the service is draining (then returns false and the handler returns
+  // the reactor as is).
+  bool Begin(Ctx* ctx, std::string_view rpc, Call** reactor);
+  Unary* NotImplemented(Ctx* ctx, std::string_view rpc);
 
   StateBlock& state_;
   MetadataBlock& metadata_;
@@ -88,6 +100,8 @@ class DaprService final : public v1::Dapr::CallbackService {
   ApiHooks hooks_;
   std::string api_token_;
   bool api_logging_;
+  std::atomic<int> calls_{0};  // unary calls not yet done
+  std::atomic<bool> draining_{false};
 };
 
 // Every method the server does not know: the RPCs of the Dapr service that our .proto leaves out

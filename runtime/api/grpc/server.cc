@@ -88,7 +88,10 @@ class Server final : public Api {
 
   void Shutdown(std::chrono::system_clock::time_point deadline) override {
     if (!server_) return;
-    server_->Shutdown(deadline);
+    // Calls in progress get until `deadline`; then gRPC closes connections at once instead of
+    // waiting for idle clients to hang up (see DaprService::Drain).
+    service_.Drain(deadline);
+    server_->Shutdown(std::chrono::system_clock::now());
     server_->Wait();
     server_.reset();
   }
