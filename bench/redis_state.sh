@@ -302,8 +302,9 @@ section=$tmp/section.md
   echo "one SDK client per client. ${duration} s per run, $rounds round(s) (medians), after a 1 s"
   echo "warm-up per target; $pinning. Server CPU = utime+stime of the server processes"
   echo "(remorad + redis-server; direct: redis-server; nginx: master + worker) per request."
-  echo "Machine before the run: ${busy_before} % busy (all CPUs, 2 s), load average $loadavg_before."
-  echo "Errors: $total_errors."
+  echo "Machine before the run: ${busy_before} % busy (all CPUs, 2 s), load average $loadavg_before;"
+  echo "after: load average $(cut -d' ' -f1-3 /proc/loadavg). Errors: $total_errors."
+  echo "Reproduce: \`BENCH_NICE=-15 bench/redis_state.sh\` (\`--help\` for durations and CPUs)."
 } >"$section"
 
 echo
