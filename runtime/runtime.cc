@@ -10,7 +10,9 @@
 #include "api/grpc/loader.h"
 #include "api/http/routes.h"
 #include "api/http/server.h"
+#include "appchannel/http_app_channel.h"
 #include "blocks/metadata/metadata_block.h"
+#include "blocks/pubsub/pubsub_block.h"
 #include "blocks/secrets/secrets_block.h"
 #include "blocks/state/state_block.h"
 #include "remora/components/common/strings.h"
@@ -82,6 +84,8 @@ Runtime::Runtime(const Options& options) : options_(options) {}
 Runtime::~Runtime() {
   // gRPC first: cancelled calls still complete through their blocks, on the loops.
   if (servers_) servers_->StopGrpc(std::chrono::system_clock::now());
+  // Subscriptions stop while the loops still run, so their brokers wind down normally.
+  if (pubsub_) pubsub_->Shutdown(std::chrono::steady_clock::now());
   if (loops_) loops_->Stop();
   servers_.reset();
 }
@@ -103,6 +107,10 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Create(const Options& options)
   app.health_threshold = options.app_health_threshold;
   rt->metadata_ = std::make_unique<MetadataBlock>(options.app_id, std::move(app));
   rt->servers_ = std::make_unique<Servers>();
+  PubSubBlock::Options pubsub;
+  pubsub.app_id = options.app_id;
+  pubsub.io = rt->loops_->contexts.front().get();
+  rt->pubsub_ = std::make_unique<PubSubBlock>(std::move(pubsub));
   if (absl::Status s = rt->LoadComponents(); !s.ok()) return s;
   return rt;
 }
@@ -111,7 +119,34 @@ namespace {
 
 // The kinds this build serves; other Dapr kinds in a resources directory are skipped with a
 // warning instead of failing start-up, so existing Dapr resource folders load.
-bool KnownKind(std::string_view kind) { return kind == "state"; }
+bool KnownKind(std::string_view kind) { return kind == "state" || kind == "pubsub"; }
+
+// Creates one pub/sub component into `block`; errors name the file and the component.
+absl::Status LoadPubSub(const ComponentSpec& spec, components::ComponentContext context,
+                        const Registry& registry, const std::string& app_id, PubSubBlock& block) {
+  const auto* factory = registry.pubsub().Find(spec.type, spec.version);
+  if (factory == nullptr) {
+    std::string known;
+    for (const auto& k : registry.pubsub().Keys()) StrAppend(&known, known.empty() ? "" : ", ", k);
+    return MakeStatus(absl::StatusCode::kNotFound,
+                      StrCat(spec.source.Describe(), ": component ", spec.name, ": unknown type ",
+                             spec.type, "/", spec.version, " (this build has: ", known, ")"));
+  }
+  context.metadata = PubSubBlock::PrepareMetadata(context.metadata, app_id);
+  auto pubsub = (*factory)(context);
+  if (!pubsub.ok()) {
+    return MakeStatus(pubsub.status().code(),
+                      StrCat(spec.source.Describe(), ": component ", spec.name, " (", spec.type,
+                             "): ", MessageOf(pubsub.status())));
+  }
+  for (const std::string& key : context.metadata.Unused()) {
+    log::Warn("component ", spec.name, " (", spec.source.Describe(), "): unknown metadata key '",
+              key, "' is ignored");
+  }
+  block.AddComponent(spec.name, spec.type, spec.version, context.metadata, *std::move(pubsub));
+  log::Info("component loaded: ", spec.name, " (", spec.type, "/", spec.version, ")");
+  return absl::OkStatus();
+}
 
 // Reads one secret at start-up. Blocking is fine here: nothing serves yet, and the stores'
 // callbacks run inline or on the event loops, which are already running.
@@ -210,6 +245,11 @@ absl::Status Runtime::LoadComponents() {
     statestore.type = "state.in-memory";
     statestore.source.file = "<built-in default>";
     resources.components.push_back(std::move(statestore));
+    ComponentSpec pubsub;
+    pubsub.name = "pubsub";
+    pubsub.type = "pubsub.in-memory";
+    pubsub.source.file = "<built-in default>";
+    resources.components.push_back(std::move(pubsub));
   } else {
     auto loaded = LoadResources(options_.resources_paths, options_.app_id, options_.namespace_);
     if (!loaded.ok()) return loaded.status();
@@ -259,6 +299,13 @@ absl::Status Runtime::LoadComponents() {
                             "primaryEncryptionKey", "secondaryEncryptionKey"}) {
       context.metadata.MarkUsed(key);
     }
+    if (kind == "pubsub") {
+      absl::Status s = LoadPubSub(spec, std::move(context), registry, options_.app_id, *pubsub_);
+      if (!s.ok()) {
+        if (absl::Status f = fail(s); !f.ok()) return f;
+      }
+      continue;
+    }
 
     const auto* factory = registry.state().Find(spec.type, spec.version);
     if (factory == nullptr) {
@@ -295,6 +342,20 @@ absl::Status Runtime::LoadComponents() {
   for (const auto& store : state_->Stores()) {
     metadata_->AddComponent({store.name, store.type, store.version, store.capabilities});
   }
+  for (const auto& c : pubsub_->Components()) {
+    metadata_->AddComponent({c.name, c.type, c.version, c.capabilities});
+    if (auto retry = InboundRetryPolicy(resources.resiliencies, c.name, "pubsub")) {
+      log::Info("pubsub ", c.name, ": inbound retry policy ", retry->name);
+      pubsub_->SetInboundRetry(c.name, *std::move(retry));
+    }
+  }
+  for (const SubscriptionResource& sub : resources.subscriptions) {
+    if (absl::Status s = pubsub_->AddDeclarativeSubscription(sub); !s.ok()) return s;
+  }
+  pubsub_->SetSubscriptionsListener(
+      [metadata = metadata_.get()](std::vector<SubscriptionSpec> subscriptions) {
+        metadata->SetSubscriptions(std::move(subscriptions));
+      });
   for (const auto& store : secrets_->Stores()) {
     metadata_->AddComponent({store.name, store.type, store.version, store.capabilities});
   }
@@ -391,14 +452,15 @@ absl::Status Runtime::StartServers() {
     if (servers_->grpc_port.load() == 0) {
       return MakeStatus(absl::StatusCode::kUnavailable, "the gRPC API is starting");
     }
-    return state_->Health();
+    if (absl::Status s = state_->Health(); !s.ok()) return s;
+    return pubsub_->Health();
   };
   hooks.shutdown = [this](bool force) { RequestShutdown(force); };
   http::ApiConfig config;
   config.app_id = options_.app_id;
   config.api_token = options_.api_token;
   config.api_logging = options_.enable_api_logging.value_or(false);
-  servers_->api = std::make_unique<http::DaprHttpApi>(*state_, *metadata_, *secrets_,
+  servers_->api = std::make_unique<http::DaprHttpApi>(*state_, *metadata_, *secrets_, *pubsub_,
                                                       std::move(hooks), std::move(config));
   http::ServerOptions server_options;
   server_options.max_body_size = options_.max_body_size;
@@ -409,6 +471,7 @@ absl::Status Runtime::StartServers() {
       !s.ok()) {
     return MakeStatus(s.code(), StrCat("HTTP API: ", MessageOf(s)));
   }
+  StartSubscriptions();
   ready_.store(true);
   StartGrpc();
   return absl::OkStatus();
@@ -468,6 +531,28 @@ bool Runtime::AwaitGrpcStartSlot() {
   return true;
 }
 
+// Declarative subscriptions are subscribed before the sidecar reports ready, so what is published
+// once it is ready reaches them; the app's own subscriptions load in the background (the app may
+// still be starting). With --app-protocol grpc the gRPC module supplies the channel instead.
+void Runtime::StartSubscriptions() {
+  if (options_.app_port > 0 && options_.app_protocol == "http") {
+    HttpAppChannelOptions channel;
+    channel.host = options_.app_channel_address;
+    channel.port = static_cast<uint16_t>(options_.app_port);
+    channel.app_id = options_.app_id;
+    channel.app_api_token = options_.app_api_token;
+    channel.max_concurrency = options_.app_max_concurrency;
+    app_channel_ = std::make_unique<HttpAppChannel>(*loops_->contexts.front(), std::move(channel));
+    pubsub_->Start(app_channel_.get());
+  } else if (options_.app_port > 0 && options_.app_protocol != "grpc") {
+    log::Warn("--app-protocol ", options_.app_protocol,
+              " is not supported for the app channel yet: no events are delivered to the app");
+    pubsub_->Start(nullptr);
+  } else if (options_.app_port == 0) {
+    pubsub_->Start(nullptr);
+  }
+}
+
 int Runtime::http_port() const { return servers_->http ? servers_->http->port() : 0; }
 int Runtime::grpc_port() const { return servers_->grpc_port.load(); }
 
@@ -511,6 +596,10 @@ int Runtime::Wait() {
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  // Messages being delivered get the rest of the grace period to be acked; what is still in
+  // flight after that is nacked when the app channel closes, and the brokers redeliver it.
+  pubsub_->Shutdown(deadline);
+  app_channel_.reset();
   // Give the last responses a moment to leave the socket.
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   boost::system::error_code ignored;

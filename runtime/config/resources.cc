@@ -23,8 +23,7 @@ constexpr std::string_view kComponentApiVersion = "dapr.io/v1alpha1";
 
 // Kinds Dapr defines that this loader does not turn into specs yet: skipped with a warning so
 // nobody believes they took effect.
-constexpr std::string_view kKnownKinds[] = {"Subscription", "Resiliency", "Configuration",
-                                            "HTTPEndpoint"};
+constexpr std::string_view kKnownKinds[] = {"Configuration", "HTTPEndpoint"};
 
 // An error about one field of one document: "<file> (document N): <field> <problem>".
 absl::Status FieldError(const SourceLocation& where, std::string_view field,
@@ -188,20 +187,128 @@ absl::Status ParseComponent(const YAML::Node& doc, const SourceLocation& where,
 
 // Dapr's self-hosted rules: a resource without a namespace is everyone's; with NAMESPACE set, a
 // resource in another namespace is not ours. A non-empty scopes list names the only apps that
-// see the component.
-bool Visible(const ComponentSpec& spec, const std::string& app_id, const std::string& namespace_) {
-  if (!namespace_.empty() && !spec.namespace_.empty() && spec.namespace_ != namespace_) {
-    log::Debug(spec.source.Describe(), ": component ", spec.name, " is in namespace ",
-               spec.namespace_, ", not ", namespace_, "; skipped");
+// see the resource.
+bool Visible(std::string_view what, std::string_view name, std::string_view resource_namespace,
+             const std::vector<std::string>& scopes, std::string_view where,
+             const std::string& app_id, const std::string& namespace_) {
+  if (!namespace_.empty() && !resource_namespace.empty() && resource_namespace != namespace_) {
+    log::Debug(where, ": ", what, " ", name, " is in namespace ", resource_namespace, ", not ",
+               namespace_, "; skipped");
     return false;
   }
-  if (!spec.scopes.empty() &&
-      std::find(spec.scopes.begin(), spec.scopes.end(), app_id) == spec.scopes.end()) {
-    log::Debug(spec.source.Describe(), ": component ", spec.name, " is not scoped to app \"",
-               app_id, "\"; skipped");
+  if (!scopes.empty() && std::find(scopes.begin(), scopes.end(), app_id) == scopes.end()) {
+    log::Debug(where, ": ", what, " ", name, " is not scoped to app \"", app_id, "\"; skipped");
     return false;
   }
   return true;
+}
+
+bool Visible(const ComponentSpec& spec, const std::string& app_id, const std::string& namespace_) {
+  return Visible("component", spec.name, spec.namespace_, spec.scopes, spec.source.Describe(),
+                 app_id, namespace_);
+}
+
+absl::Status ReadScopes(const YAML::Node& doc, const SourceLocation& where,
+                        std::vector<std::string>* out) {
+  YAML::Node scopes = doc["scopes"];
+  if (!scopes || scopes.IsNull()) return absl::OkStatus();
+  if (!scopes.IsSequence()) return FieldError(where, "scopes", "must be a list of app ids");
+  for (const YAML::Node& scope : scopes) {
+    if (!scope.IsScalar()) return FieldError(where, "scopes", "must be a list of app ids");
+    out->push_back(scope.Scalar());
+  }
+  return absl::OkStatus();
+}
+
+// A Subscription (contract §4.2): v2alpha1 with spec.routes, or v1alpha1 with spec.route.
+absl::Status ParseSubscription(const YAML::Node& doc, const SourceLocation& where, bool v2,
+                               SubscriptionResource* sub) {
+  sub->source = where;
+  YAML::Node meta = doc["metadata"];
+  if (meta && !meta.IsNull()) {
+    if (!meta.IsMap()) return FieldError(where, "metadata", "must be a mapping");
+    if (!ReadString(meta, "name", &sub->name)) {
+      return FieldError(where, "metadata.name", "must be a string");
+    }
+    if (!ReadString(meta, "namespace", &sub->namespace_)) {
+      return FieldError(where, "metadata.namespace", "must be a string");
+    }
+  }
+  YAML::Node body = doc["spec"];
+  if (!body || body.IsNull()) return FieldError(where, "spec.pubsubname", "is required");
+  if (!body.IsMap()) return FieldError(where, "spec", "must be a mapping");
+  for (auto [key, out] :
+       {std::pair{"pubsubname", &sub->pubsub_name}, std::pair{"topic", &sub->topic}}) {
+    if (!ReadString(body, key, out))
+      return FieldError(where, StrCat("spec.", key), "must be a string");
+    if (out->empty()) return FieldError(where, StrCat("spec.", key), "is required");
+  }
+  if (!ReadString(body, "deadLetterTopic", &sub->dead_letter_topic)) {
+    return FieldError(where, "spec.deadLetterTopic", "must be a string");
+  }
+  if (v2) {
+    YAML::Node routes = body["routes"];
+    if (!routes || routes.IsNull()) return FieldError(where, "spec.routes", "is required");
+    if (!routes.IsMap()) return FieldError(where, "spec.routes", "must be a mapping");
+    if (YAML::Node rules = routes["rules"]; rules && !rules.IsNull()) {
+      if (!rules.IsSequence()) {
+        return FieldError(where, "spec.routes.rules", "must be a list of {match, path}");
+      }
+      for (size_t i = 0; i < rules.size(); ++i) {
+        std::string field = StrCat("spec.routes.rules[", static_cast<int64_t>(i), "]");
+        if (!rules[i].IsMap())
+          return FieldError(where, field, "must be a mapping with match and path");
+        SubscriptionResource::Rule rule;
+        if (!ReadString(rules[i], "match", &rule.match)) {
+          return FieldError(where, field + ".match", "must be a string");
+        }
+        if (!ReadString(rules[i], "path", &rule.path)) {
+          return FieldError(where, field + ".path", "must be a string");
+        }
+        if (rule.path.empty()) return FieldError(where, field + ".path", "is required");
+        sub->rules.push_back(std::move(rule));
+      }
+    }
+    std::string fallback;
+    if (!ReadString(routes, "default", &fallback)) {
+      return FieldError(where, "spec.routes.default", "must be a string");
+    }
+    if (!fallback.empty()) sub->rules.push_back({"", fallback});
+    if (sub->rules.empty()) {
+      return FieldError(where, "spec.routes", "needs at least one rule or a default path");
+    }
+  } else {
+    std::string route;
+    if (!ReadString(body, "route", &route))
+      return FieldError(where, "spec.route", "must be a string");
+    if (route.empty()) return FieldError(where, "spec.route", "is required");
+    sub->rules.push_back({"", route});
+  }
+  if (YAML::Node metadata = body["metadata"]; metadata && !metadata.IsNull()) {
+    if (!metadata.IsMap()) return FieldError(where, "spec.metadata", "must be a mapping");
+    for (const auto& entry : metadata) {
+      const YAML::Node& value = entry.second;
+      sub->metadata[entry.first.Scalar()] =
+          value.IsScalar() ? value.Scalar() : (value.IsNull() ? "" : ToJson(value).dump());
+    }
+  }
+  if (YAML::Node bulk = body["bulkSubscribe"]; bulk && !bulk.IsNull()) {
+    if (!bulk.IsMap()) return FieldError(where, "spec.bulkSubscribe", "must be a mapping");
+    if (YAML::Node enabled = bulk["enabled"]; enabled && !enabled.IsNull()) {
+      if (!enabled.IsScalar() || !YAML::convert<bool>::decode(enabled, sub->bulk_enabled)) {
+        return FieldError(where, "spec.bulkSubscribe.enabled", "must be true or false");
+      }
+    }
+    for (auto [key, out] : {std::pair{"maxMessagesCount", &sub->bulk_max_messages_count},
+                            std::pair{"maxAwaitDurationMs", &sub->bulk_max_await_duration_ms}}) {
+      YAML::Node value = bulk[key];
+      if (!value || value.IsNull()) continue;
+      if (!value.IsScalar() || !YAML::convert<int>::decode(value, *out) || *out < 0) {
+        return FieldError(where, StrCat("spec.bulkSubscribe.", key), "must be a positive integer");
+      }
+    }
+  }
+  return ReadScopes(doc, where, &sub->scopes);
 }
 
 }  // namespace
@@ -252,6 +359,39 @@ absl::Status ParseResourceDocuments(const std::string& yaml_text, const std::str
           }
         }
         out->components.push_back(std::move(spec));
+      } else if (kind == "Subscription") {
+        const bool v2 = api_version == "dapr.io/v2alpha1";
+        if (!v2 && api_version != "dapr.io/v1alpha1") {
+          return FieldError(where, "apiVersion",
+                            StrCat("must be dapr.io/v2alpha1 or dapr.io/v1alpha1 for a "
+                                   "Subscription, not \"",
+                                   api_version, "\""));
+        }
+        SubscriptionResource sub;
+        if (absl::Status status = ParseSubscription(doc, where, v2, &sub); !status.ok()) {
+          return status;
+        }
+        if (!Visible("subscription", sub.name, sub.namespace_, sub.scopes, where.Describe(), app_id,
+                     namespace_)) {
+          continue;
+        }
+        out->subscriptions.push_back(std::move(sub));
+      } else if (kind == "Resiliency") {
+        if (api_version != kComponentApiVersion) {
+          return FieldError(where, "apiVersion",
+                            StrCat("must be ", kComponentApiVersion, " for a Resiliency, not \"",
+                                   api_version, "\""));
+        }
+        ResiliencySpec spec;
+        if (absl::Status status = ParseResiliencyDocument(doc, where.Describe(), &spec);
+            !status.ok()) {
+          return status;
+        }
+        if (!Visible("resiliency", spec.name, spec.namespace_, spec.scopes, where.Describe(),
+                     app_id, namespace_)) {
+          continue;
+        }
+        out->resiliencies.push_back(std::move(spec));
       } else if (std::find(std::begin(kKnownKinds), std::end(kKnownKinds), kind) !=
                  std::end(kKnownKinds)) {
         log::Warn(where.Describe(), ": ", kind, " resources are not supported yet; skipped");
@@ -304,6 +444,10 @@ absl::StatusOr<Resources> LoadResources(const std::vector<std::string>& director
         return status;
       }
     }
+  }
+  // Targets may name policies defined in another file: checked once everything is read.
+  if (absl::Status status = ValidateResiliencies(resources.resiliencies); !status.ok()) {
+    return status;
   }
   return resources;
 }

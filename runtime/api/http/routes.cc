@@ -1,11 +1,15 @@
 #include "api/http/routes.h"
 
+#include <algorithm>
 #include <cctype>
 #include <map>
 #include <optional>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "blocks/metadata/metadata_block.h"
+#include "blocks/pubsub/cloudevents.h"
+#include "blocks/pubsub/pubsub_block.h"
 #include "blocks/secrets/secrets_block.h"
 #include "blocks/state/state_block.h"
 #include "nlohmann/json.hpp"
@@ -230,6 +234,45 @@ json DataAsJson(const std::string& data) {
   return parsed;
 }
 
+// The segments from `from` on, joined with '/': a topic may contain slashes.
+std::string JoinFrom(const std::vector<std::string>& segments, size_t from) {
+  std::string out;
+  for (size_t i = from; i < segments.size(); ++i) StrAppend(&out, i > from ? "/" : "", segments[i]);
+  return out;
+}
+
+std::string HeaderOf(const Request& request, std::string_view name) {
+  auto it = request.find(name);
+  return it == request.end() ? std::string() : std::string(it->value());
+}
+
+// One bulk publish entry's `event` as the bytes to publish, by its content type (contract §2.3).
+absl::StatusOr<std::string> BulkEventBytes(const json& event, std::string_view content_type) {
+  std::string media(content_type.substr(0, content_type.find(';')));
+  while (!media.empty() && media.back() == ' ') media.pop_back();
+  std::transform(media.begin(), media.end(), media.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (media == "application/octet-stream") {
+    std::string bytes;
+    if (!event.is_string() ||
+        !absl::Base64Unescape(Sv(event.get_ref<const std::string&>()), &bytes)) {
+      return MakeStatus(absl::StatusCode::kInvalidArgument,
+                        "an application/octet-stream event must be a base64 string");
+    }
+    return bytes;
+  }
+  if (media.starts_with("text/") || media == "application/xml") {
+    if (!event.is_string()) {
+      return MakeStatus(absl::StatusCode::kInvalidArgument,
+                        StrCat("a ", media, " event must be a string"));
+    }
+    return event.get<std::string>();
+  }
+  if (pubsub::IsJsonContentType(media)) return event.dump(-1, ' ', false, kDump);
+  return MakeStatus(absl::StatusCode::kInvalidArgument,
+                    StrCat("content type \"", content_type, "\" is not supported"));
+}
+
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   unsigned char diff = 0;
@@ -248,10 +291,11 @@ struct DaprHttpApi::Call {
 };
 
 DaprHttpApi::DaprHttpApi(StateBlock& state, MetadataBlock& metadata, SecretsBlock& secrets,
-                         ApiHooks hooks, ApiConfig config)
+                         PubSubBlock& pubsub, ApiHooks hooks, ApiConfig config)
     : state_(state),
       metadata_(metadata),
       secrets_(secrets),
+      pubsub_(pubsub),
       hooks_(std::move(hooks)),
       config_(std::move(config)) {}
 
@@ -351,6 +395,13 @@ void DaprHttpApi::Route(Call& call) {
     if (s.size() == 4 && post_or_put && s[3] == "transaction") return Transaction(call, store);
     if (s.size() == 4 && method == beast_http::verb::get) return GetState(call, store, s[3]);
     if (s.size() == 4 && method == beast_http::verb::delete_) return DeleteState(call, store, s[3]);
+  }
+  if (group == "publish" && post_or_put && s.size() >= 3) {
+    // go-chi prefers the static bulk route: /publish/bulk/{pubsub}/{topic...}.
+    if (s[2] == "bulk" && s.size() >= 5 && (v1 || s[0] == "v1.0-alpha1")) {
+      return BulkPublish(call, s[3], JoinFrom(s, 4));
+    }
+    if (v1) return Publish(call, s[2], JoinFrom(s, 3));
   }
   if (v1 && group == "secrets" && s.size() == 4 && method == beast_http::verb::get) {
     if (s[3] == "bulk") return GetBulkSecret(call, s[2]);
@@ -566,6 +617,84 @@ void DaprHttpApi::GetBulkSecret(Call& call, std::string_view store) {
       });
 }
 
+// 204 once the broker has the event (contract §2.3); Content-Type is the data's content type.
+void DaprHttpApi::Publish(Call& call, std::string pubsub, std::string topic) {
+  PublishEventRequest request;
+  request.pubsub_name = std::move(pubsub);
+  request.topic = std::move(topic);
+  request.data = std::move(call.request.body());
+  request.content_type = HeaderOf(call.request, "content-type");
+  request.metadata = std::move(call.query.metadata);
+  request.traceparent = HeaderOf(call.request, "traceparent");
+  request.tracestate = HeaderOf(call.request, "tracestate");
+  pubsub_.Publish(std::move(request), [r = std::move(call.responder)](absl::Status s) mutable {
+    if (!s.ok()) return std::move(r).Error(s);
+    std::move(r).NoContent();
+  });
+}
+
+// Body: [{"entryId","event","contentType","metadata"}]. 204 when every entry is published; else
+// 500 {"failedEntries":[{"entryId","error"}],"errorCode":"ERR_PUBSUB_PUBLISH_MESSAGE"}.
+void DaprHttpApi::BulkPublish(Call& call, std::string pubsub, std::string topic) {
+  auto fail = [&](std::string_view why) {
+    std::move(call.responder)
+        .Error(errors::Make(Code::kPubsubUnmarshalEvents,
+                            StrCat("error when unmarshaling the request for topic ", topic,
+                                   " pubsub ", pubsub, ": ", why)));
+  };
+  json body = json::parse(call.request.body(), nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded() || !body.is_array()) {
+    return fail("the body must be a JSON array of entries");
+  }
+  BulkPublishEventRequest request;
+  request.entries.reserve(body.size());
+  for (size_t i = 0; i < body.size(); ++i) {
+    const json& item = body[i];
+    std::string where = StrCat("entry ", static_cast<uint64_t>(i));
+    if (!item.is_object()) return fail(StrCat(where, " must be an object"));
+    BulkPublishEventEntry entry;
+    if (auto id = item.find("entryId"); id != item.end() && !id->is_null()) {
+      if (!id->is_string()) return fail(StrCat(where, ": \"entryId\" must be a string"));
+      entry.entry_id = id->get<std::string>();
+    }
+    if (auto ct = item.find("contentType"); ct != item.end() && !ct->is_null()) {
+      if (!ct->is_string()) return fail(StrCat(where, ": \"contentType\" must be a string"));
+      entry.content_type = ct->get<std::string>();
+    }
+    if (entry.content_type.empty()) return fail(StrCat(where, ": \"contentType\" is required"));
+    if (auto m = item.find("metadata"); m != item.end()) {
+      if (absl::Status s = ParseStringMap(*m, "metadata", &entry.metadata); !s.ok()) {
+        return fail(StrCat(where, ": \"metadata\" must be an object of strings"));
+      }
+    }
+    auto event = item.find("event");
+    auto bytes = BulkEventBytes(event == item.end() ? json() : *event, entry.content_type);
+    if (!bytes.ok())
+      return fail(StrCat(where, " (", entry.entry_id, "): ", MessageOf(bytes.status())));
+    entry.data = *std::move(bytes);
+    request.entries.push_back(std::move(entry));
+  }
+  request.pubsub_name = std::move(pubsub);
+  request.topic = std::move(topic);
+  request.metadata = std::move(call.query.metadata);
+  request.traceparent = HeaderOf(call.request, "traceparent");
+  request.tracestate = HeaderOf(call.request, "tracestate");
+  pubsub_.BulkPublish(
+      std::move(request),
+      [r = std::move(call.responder)](absl::StatusOr<BulkPublishEventResult> result) mutable {
+        if (!result.ok()) return std::move(r).Error(result.status());
+        if (result->failed.empty()) return std::move(r).NoContent();
+        json failed = json::array();
+        for (const auto& f : result->failed) {
+          failed.push_back({{"entryId", f.entry_id}, {"error", f.error}});
+        }
+        json out = {{"failedEntries", std::move(failed)},
+                    {"errorCode", errors::SpecOf(Code::kPubsubPublishMessage).error_code}};
+        std::move(r).Body(errors::SpecOf(Code::kPubsubPublishMessage).http_status,
+                          out.dump(-1, ' ', false, kDump), "application/json");
+      });
+}
+
 void DaprHttpApi::GetMetadata(Call& call) {
   MetadataSnapshot m = metadata_.Snapshot();
   json out = {{"id", m.app_id}, {"runtimeVersion", m.runtime_version}};
@@ -591,6 +720,27 @@ void DaprHttpApi::GetMetadata(Call& call) {
                      {"healthProbeInterval", a.health_probe_interval},
                      {"healthProbeTimeout", a.health_probe_timeout},
                      {"healthThreshold", a.health_threshold}};
+  }
+  if (!m.subscriptions.empty()) {
+    // §2.8: rules flattened (unlike the proto's rules.rules), empty fields left out.
+    json subscriptions = json::array();
+    for (const SubscriptionSpec& sub : m.subscriptions) {
+      json j = {{"pubsubname", sub.pubsub_name}, {"topic", sub.topic}};
+      if (!sub.metadata.empty()) j["metadata"] = sub.metadata;
+      if (!sub.rules.empty()) {
+        json rules = json::array();
+        for (const auto& rule : sub.rules) {
+          json r = {{"path", rule.path}};
+          if (!rule.match.empty()) r["match"] = rule.match;
+          rules.push_back(std::move(r));
+        }
+        j["rules"] = std::move(rules);
+      }
+      if (!sub.dead_letter_topic.empty()) j["deadLetterTopic"] = sub.dead_letter_topic;
+      j["type"] = std::string(SubscriptionTypeName(sub.type));
+      subscriptions.push_back(std::move(j));
+    }
+    out["subscriptions"] = std::move(subscriptions);
   }
   out["appConnectionProperties"] = std::move(app);
   out["actorRuntime"] = {{"runtimeStatus", "DISABLED"}};

@@ -14,6 +14,7 @@ namespace remora::runtime {
 class StateBlock;
 class MetadataBlock;
 class SecretsBlock;
+class PubSubBlock;
 }  // namespace remora::runtime
 
 namespace remora::runtime::http {
@@ -32,8 +33,8 @@ struct ApiConfig {
 
 class DaprHttpApi : public Handler {
  public:
-  DaprHttpApi(StateBlock& state, MetadataBlock& metadata, SecretsBlock& secrets, ApiHooks hooks,
-              ApiConfig config);
+  DaprHttpApi(StateBlock& state, MetadataBlock& metadata, SecretsBlock& secrets,
+              PubSubBlock& pubsub, ApiHooks hooks, ApiConfig config);
 
   void Handle(Request& request, Reply reply) override;
   Response TooLarge(unsigned version, uint64_t limit) override;
@@ -52,10 +53,13 @@ class DaprHttpApi : public Handler {
   void GetMetadata(Call& call);
   void GetSecret(Call& call, std::string_view store, std::string_view key);
   void GetBulkSecret(Call& call, std::string_view store);
+  void Publish(Call& call, std::string pubsub, std::string topic);
+  void BulkPublish(Call& call, std::string pubsub, std::string topic);
 
   StateBlock& state_;
   MetadataBlock& metadata_;
   SecretsBlock& secrets_;
+  PubSubBlock& pubsub_;
   ApiHooks hooks_;
   ApiConfig config_;
   std::atomic<int> in_flight_{0};

@@ -14,6 +14,11 @@ void MetadataBlock::Set(std::string key, std::string value) {
   extended_[std::move(key)] = std::move(value);
 }
 
+void MetadataBlock::SetSubscriptions(std::vector<SubscriptionSpec> subscriptions) {
+  std::lock_guard lock(mu_);
+  subscriptions_ = std::move(subscriptions);
+}
+
 MetadataSnapshot MetadataBlock::Snapshot() const {
   MetadataSnapshot snapshot;
   snapshot.app_id = app_id_;
@@ -23,6 +28,7 @@ MetadataSnapshot MetadataBlock::Snapshot() const {
   {
     std::lock_guard lock(mu_);
     snapshot.extended = extended_;
+    snapshot.subscriptions = subscriptions_;
   }
   snapshot.extended["daprRuntimeVersion"] = snapshot.runtime_version;
   return snapshot;

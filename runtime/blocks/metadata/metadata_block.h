@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "appchannel/app_channel.h"
 
 namespace remora::runtime {
 
@@ -38,6 +39,7 @@ struct MetadataSnapshot {
   std::vector<ComponentInfo> components;
   std::map<std::string, std::string> extended;  // always has daprRuntimeVersion
   AppConnectionInfo app_connection;
+  std::vector<SubscriptionSpec> subscriptions;  // every type; rendered as §2.8 `subscriptions`
 };
 
 class MetadataBlock {
@@ -48,6 +50,8 @@ class MetadataBlock {
   void AddComponent(ComponentInfo info) { components_.push_back(std::move(info)); }
   // PUT /v1.0/metadata/{key}, gRPC SetMetadata.
   void Set(std::string key, std::string value);
+  // The pub/sub block's current subscriptions (it calls this whenever they change).
+  void SetSubscriptions(std::vector<SubscriptionSpec> subscriptions);
   MetadataSnapshot Snapshot() const;
 
  private:
@@ -56,6 +60,7 @@ class MetadataBlock {
   std::vector<ComponentInfo> components_;
   mutable std::mutex mu_;
   std::map<std::string, std::string> extended_ ABSL_GUARDED_BY(mu_);
+  std::vector<SubscriptionSpec> subscriptions_ ABSL_GUARDED_BY(mu_);
 };
 
 // "1.18.3+remora.<version>": compares equal to the Dapr release whose API we implement, and says

@@ -1,13 +1,16 @@
 #pragma once
 
-// Dapr resource files (contract §4): Component now; Subscription, Resiliency, Configuration and
-// HTTPEndpoint parsers join this file as their building blocks land.
+// Dapr resource files (contract §4): Component, Subscription (v2alpha1 and v1alpha1) and
+// Resiliency (resiliency.h); Configuration and HTTPEndpoint parsers join as their building blocks
+// land.
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "remora/runtime/resiliency.h"
 
 namespace remora::runtime {
 
@@ -33,7 +36,7 @@ struct SourceLocation {
 struct ComponentSpec {
   std::string name;
   std::string namespace_;
-  std::string type;               // e.g. "state.redis"
+  std::string type;  // e.g. "state.redis"
   std::string version = "v1";
   std::string init_timeout = "5s";
   bool ignore_errors = false;
@@ -43,8 +46,32 @@ struct ComponentSpec {
   SourceLocation source;
 };
 
+// A declarative Subscription (contract §4.2). v1alpha1's `spec.route` becomes the default rule.
+// Routing expressions are kept as text here; the pub/sub block parses them at load time and fails
+// start-up naming `source` when one is outside the supported subset.
+struct SubscriptionResource {
+  struct Rule {
+    std::string match;  // empty: the default route
+    std::string path;
+  };
+  std::string name;
+  std::string namespace_;
+  std::string pubsub_name;
+  std::string topic;
+  std::vector<Rule> rules;  // in order; the default route (if any) last
+  std::map<std::string, std::string> metadata;
+  std::string dead_letter_topic;
+  bool bulk_enabled = false;
+  int bulk_max_messages_count = 100;
+  int bulk_max_await_duration_ms = 1000;
+  std::vector<std::string> scopes;  // empty: every app
+  SourceLocation source;
+};
+
 struct Resources {
   std::vector<ComponentSpec> components;
+  std::vector<SubscriptionResource> subscriptions;
+  std::vector<ResiliencySpec> resiliencies;
 };
 
 // Reads every *.yaml / *.yml file in each directory (non-recursive, sorted by name), every

@@ -20,6 +20,8 @@ namespace remora::runtime {
 
 class StateBlock;
 class MetadataBlock;
+class PubSubBlock;
+class AppChannel;
 class SecretsBlock;
 class Registry;
 struct ComponentSpec;
@@ -47,6 +49,7 @@ class Runtime {
   const Options& options() const { return options_; }
   StateBlock& state() { return *state_; }
   MetadataBlock& metadata() { return *metadata_; }
+  PubSubBlock& pubsub() { return *pubsub_; }
   SecretsBlock& secrets() { return *secrets_; }
   // True once components are initialised and the HTTP API listens (GET /v1.0/healthz). The
   // gRPC API may still be starting: /v1.0/healthz/outbound, which SDKs poll before their first
@@ -58,6 +61,7 @@ class Runtime {
   absl::Status LoadComponents();
   absl::Status LoadSecretStores(const std::vector<ComponentSpec>& specs, const Registry& registry);
   void StartGrpc();
+  void StartSubscriptions();
   bool AwaitGrpcStartSlot();
 
   struct Loops;
@@ -67,6 +71,9 @@ class Runtime {
   std::unique_ptr<StateBlock> state_;
   std::unique_ptr<SecretsBlock> secrets_;  // destroyed before loops_, which its stores run on
   std::unique_ptr<MetadataBlock> metadata_;
+  // The HTTP app channel (--app-protocol http with --app-port); outlives pubsub_, which uses it.
+  std::unique_ptr<AppChannel> app_channel_;
+  std::unique_ptr<PubSubBlock> pubsub_;  // destroyed before loops_, which its brokers run on
   std::unique_ptr<Servers> servers_;
   std::atomic<bool> ready_{false};
   std::atomic<int> shutdown_{0};  // 0 running, 1 graceful, 2 forced
