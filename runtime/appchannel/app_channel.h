@@ -1,0 +1,65 @@
+#pragma once
+
+// The sidecar → app channel (contract §1.4, §2.13): how the runtime asks the app for its
+// subscriptions, delivers events and (later) invokes methods. Two implementations: HTTP
+// (runtime/appchannel/http_app_channel, on the one HTTP client) and gRPC AppCallback (inside the
+// gRPC module, runtime/api/grpc). Building blocks only see this interface.
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nlohmann/json.hpp"
+#include "remora/components/common/callback.h"
+
+namespace remora::runtime {
+
+// One subscription, whatever its source (contract §2.13, §4.2, metadata PubsubSubscription).
+struct SubscriptionSpec {
+  enum class Type { kDeclarative, kProgrammatic, kStreaming };
+  struct Rule {
+    std::string match;  // CEL subset (blocks/pubsub/routing.h); empty = always
+    std::string path;
+  };
+  struct Bulk {
+    bool enabled = false;
+    int max_messages_count = 100;
+    int max_await_duration_ms = 1000;
+  };
+  std::string pubsub_name;
+  std::string topic;
+  std::map<std::string, std::string> metadata;  // rawPayload, ...
+  std::vector<Rule> rules;                      // in order; the default route comes last
+  std::string dead_letter_topic;
+  Bulk bulk;
+  Type type = Type::kProgrammatic;
+  std::vector<std::string> scopes;  // declarative only; empty = every app
+  std::string source;               // where it came from, for errors ("subs.yaml (document 1)")
+};
+
+// One event for the app.
+struct TopicEvent {
+  nlohmann::json cloud_event;  // the CloudEvent (object)
+  std::string pubsub_name;
+  std::string topic;
+  std::string path;  // the matched route
+  std::map<std::string, std::string> metadata;  // broker metadata: HTTP headers / gRPC metadata
+};
+
+enum class EventStatus { kSuccess, kRetry, kDrop };
+
+class AppChannel {
+ public:
+  virtual ~AppChannel() = default;
+
+  // Programmatic subscriptions: GET /dapr/subscribe (404 = none) or ListTopicSubscriptions.
+  virtual void ListSubscriptions(Callback<std::vector<SubscriptionSpec>> done) = 0;
+
+  // Delivers one event. The app's answer as a status (HTTP: 2xx + body status, 404 → kDrop;
+  // gRPC: TopicEventResponse, UNIMPLEMENTED → kDrop). A transport failure or another HTTP status is
+  // an error: retriable.
+  virtual void DeliverEvent(TopicEvent event, Callback<EventStatus> done) = 0;
+};
+
+}  // namespace remora::runtime
