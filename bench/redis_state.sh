@@ -305,6 +305,12 @@ section=$tmp/section.md
   echo "Machine before the run: ${busy_before} % busy (all CPUs, 2 s), load average $loadavg_before;"
   echo "after: load average $(cut -d' ' -f1-3 /proc/loadavg). Errors: $total_errors."
   echo "Reproduce: \`BENCH_NICE=-15 bench/redis_state.sh\` (\`--help\` for durations and CPUs)."
+  if ((busy_before >= 10)); then
+    echo
+    echo "**The machine was busy with other work during this run (${busy_before} % before it): the"
+    echo "absolute figures are inflated and the comparisons (the verdicts above included) are not"
+    echo "evidence either way; rerun on an idle machine.**"
+  fi
 } >"$section"
 
 echo
