@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -22,18 +23,32 @@
 
 namespace remora::testing {
 
+// A self-signed certificate, its own CA, for IP:127.0.0.1 and the given DNS names, valid for a
+// day. Made with OpenSSL's API: no openssl binary needed.
+struct TestCertificate {
+  std::string cert_pem;
+  std::string key_pem;
+};
+absl::StatusOr<TestCertificate> MakeTestCertificate(const std::vector<std::string>& dns_names = {
+                                                        "localhost"});
+
 class VaultServer {
  public:
   // `seed_json` (optional) is the server's seed file content: {"<path>": {k: v} | [{..}, ..]}.
   static absl::StatusOr<std::unique_ptr<VaultServer>> Start(
       std::string token, const std::string& seed_json = "", std::string engine = "secret",
       std::chrono::milliseconds ready_timeout = std::chrono::seconds(10));
+  // The same over HTTPS with `certificate`. Put, DeleteLatest, Seal and Unseal speak plain HTTP
+  // and do not work on it: seed it instead.
+  static absl::StatusOr<std::unique_ptr<VaultServer>> StartTls(std::string token,
+                                                               const TestCertificate& certificate,
+                                                               const std::string& seed_json = "");
   ~VaultServer();
   VaultServer(const VaultServer&) = delete;
   VaultServer& operator=(const VaultServer&) = delete;
 
   int port() const { return port_; }
-  std::string address() const;  // http://127.0.0.1:<port>
+  std::string address() const;  // http(s)://127.0.0.1:<port>
   const std::string& token() const { return token_; }
 
   // Writes a new version of `path` (below the engine) through the KV v2 API.
@@ -52,10 +67,14 @@ class VaultServer {
   VaultServer() = default;
   absl::Status Call(const std::string& method, const std::string& target, const std::string& body,
                     int expected_status);
+  static absl::StatusOr<std::unique_ptr<VaultServer>> Launch(
+      std::string token, const std::string& seed_json, std::string engine,
+      const TestCertificate* certificate, std::chrono::milliseconds ready_timeout);
 
   std::string token_;
   std::string engine_;
   std::string seed_dir_;
+  std::string tls_dir_;  // certificate and key when serving HTTPS
   int port_ = 0;
   std::unique_ptr<ChildProcess> process_;
 };

@@ -3,8 +3,10 @@
 // is installable here (ARCHITECTURE §7).
 //
 //   vault_server --token TOKEN [--engine secret] [--seed secrets.json]
+//                [--tls-cert cert.pem --tls-key key.pem]
 //
-// Listens on a free 127.0.0.1 port (plain HTTP) and prints "VAULT_PORT=<port>" on stdout.
+// Listens on a free 127.0.0.1 port and prints "VAULT_PORT=<port>" on stdout. Plain HTTP, or
+// HTTPS with the given certificate and key.
 //
 // API (every request needs header X-Vault-Token: TOKEN, else 403 {"errors":["permission denied"]}):
 //   GET    /v1/<engine>/data/<path>[?version=N]  200
@@ -33,6 +35,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -41,6 +44,8 @@
 #include <vector>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -225,7 +230,8 @@ Reply Handle(Store& store, const bhttp::request<bhttp::string_body>& req) {
   return Errors(404, {"no handler for route \"" + path + "\". route entry not found."});
 }
 
-void Serve(Store& store, tcp::socket socket) {
+template <typename Stream>
+void Serve(Store& store, Stream& socket) {
   boost::beast::flat_buffer buffer;
   boost::system::error_code ec;
   for (;;) {
@@ -246,7 +252,8 @@ void Serve(Store& store, tcp::socket socket) {
 }
 
 int Usage() {
-  std::cerr << "usage: vault_server --token TOKEN [--engine secret] [--seed file.json]\n";
+  std::cerr << "usage: vault_server --token TOKEN [--engine secret] [--seed file.json] "
+               "[--tls-cert cert.pem --tls-key key.pem]\n";
   return 2;
 }
 
@@ -255,6 +262,8 @@ int Usage() {
 int main(int argc, char** argv) {
   Store store;
   std::string seed;
+  std::string tls_cert;
+  std::string tls_key;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (i + 1 >= argc) return Usage();
@@ -264,6 +273,10 @@ int main(int argc, char** argv) {
       store.engine = argv[++i];
     } else if (arg == "--seed") {
       seed = argv[++i];
+    } else if (arg == "--tls-cert") {
+      tls_cert = argv[++i];
+    } else if (arg == "--tls-key") {
+      tls_key = argv[++i];
     } else {
       return Usage();
     }
@@ -284,6 +297,17 @@ int main(int argc, char** argv) {
       }
     }
   }
+  std::unique_ptr<asio::ssl::context> tls;
+  if (!tls_cert.empty() || !tls_key.empty()) {
+    tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+    boost::system::error_code ec;
+    tls->use_certificate_chain_file(tls_cert, ec);
+    if (!ec) tls->use_private_key_file(tls_key, asio::ssl::context::pem, ec);
+    if (ec) {
+      std::cerr << "vault_server: TLS certificate or key: " << ec.message() << "\n";
+      return 2;
+    }
+  }
   asio::io_context io;
   tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   std::printf("VAULT_PORT=%d\n", acceptor.local_endpoint().port());
@@ -293,6 +317,12 @@ int main(int argc, char** argv) {
     tcp::socket socket(io);
     acceptor.accept(socket, ec);
     if (ec) continue;
-    std::thread([&store, s = std::move(socket)]() mutable { Serve(store, std::move(s)); }).detach();
+    std::thread([&store, &tls, s = std::move(socket)]() mutable {
+      if (!tls) return Serve(store, s);
+      asio::ssl::stream<tcp::socket&> stream(s, *tls);
+      boost::system::error_code ec;
+      stream.handshake(asio::ssl::stream_base::server, ec);
+      if (!ec) Serve(store, stream);
+    }).detach();
   }
 }

@@ -163,12 +163,16 @@ TEST(VaultConfig, Addresses) {
   }
 }
 
-TEST(VaultConfig, HttpsIsRefusedUntilTheClientHasTls) {
+TEST(VaultConfig, HttpsByDefault) {
   auto defaulted = vault::ParseConfig(Meta({{"vaultToken", "t"}}));
-  ASSERT_FALSE(defaulted.ok());
-  EXPECT_EQ(defaulted.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(Message(defaulted.status()), HasSubstr("https://127.0.0.1:8200"));
-  EXPECT_THAT(Message(defaulted.status()), HasSubstr("https is not supported yet"));
+  ASSERT_TRUE(defaulted.ok()) << defaulted.status();
+  EXPECT_EQ(defaulted->vault_addr, "https://127.0.0.1:8200");
+  EXPECT_TRUE(defaulted->tls);
+  EXPECT_EQ(defaulted->port, 8200);
+  auto implicit_port =
+      vault::ParseConfig(Meta({{"vaultAddr", "https://vault"}, {"vaultToken", "t"}}));
+  ASSERT_TRUE(implicit_port.ok());
+  EXPECT_EQ(implicit_port->port, 443);
 }
 
 TEST(VaultConfig, PrefixEngineValueTypeAndTls) {

@@ -7,12 +7,18 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <filesystem>
+#include <fstream>
 #include <optional>
+#include <sstream>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
@@ -41,6 +47,7 @@ std::string Response::Header(std::string_view name) const {
 namespace {
 
 namespace asio = boost::asio;
+namespace ssl = boost::asio::ssl;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
@@ -103,15 +110,61 @@ std::string HostPort(std::string_view host, uint16_t port) {
   return StrCat(host, ":", port);
 }
 
+absl::Status TlsError(std::string_view what) {
+  return MakeStatus(absl::StatusCode::kInvalidArgument, StrCat("TLS: ", what));
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  if (in) text << in.rdbuf();
+  if (!in || in.bad()) return TlsError(StrCat("cannot read ", path));
+  return text.str();
+}
+
+// One context per Client: the CA set and the verification mode never change afterwards.
+absl::StatusOr<std::shared_ptr<ssl::context>> MakeTlsContext(const TlsOptions& tls) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                   ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  ErrorCode ec;
+  auto add_pem = [&](const std::string& pem, std::string_view origin) -> absl::Status {
+    ctx->add_certificate_authority(asio::buffer(pem), ec);
+    if (ec) return TlsError(StrCat(origin, ": not a PEM certificate (", ec.message(), ")"));
+    return absl::OkStatus();
+  };
+  if (!tls.ca_pem.empty()) {
+    if (absl::Status s = add_pem(tls.ca_pem, "the inline CA"); !s.ok()) return s;
+  } else if (!tls.ca_path.empty()) {
+    std::error_code fs_ec;
+    for (std::filesystem::recursive_directory_iterator it(tls.ca_path, fs_ec), end;
+         !fs_ec && it != end; it.increment(fs_ec)) {
+      if (!it->is_regular_file()) continue;
+      auto pem = ReadFile(it->path().string());
+      if (!pem.ok()) return pem.status();
+      if (absl::Status s = add_pem(*pem, it->path().string()); !s.ok()) return s;
+    }
+    if (fs_ec) return TlsError(StrCat("CA directory ", tls.ca_path, ": ", fs_ec.message()));
+  } else if (!tls.ca_file.empty()) {
+    auto pem = ReadFile(tls.ca_file);
+    if (!pem.ok()) return pem.status();
+    if (absl::Status s = add_pem(*pem, tls.ca_file); !s.ok()) return s;
+  } else {
+    ctx->set_default_verify_paths(ec);
+    if (ec) return TlsError(StrCat("the system CA paths: ", ec.message()));
+  }
+  ctx->set_verify_mode(tls.verify ? ssl::verify_peer : ssl::verify_none);
+  return ctx;
+}
+
 class Core;
 
 // One TCP connection and, while active, the one request it carries. All of its handlers run on
 // its strand. Pending handlers hold a shared_ptr to it, so it outlives every operation it
 // started; the pool holds idle ones.
 //
-// TLS seam: `socket_` is the only transport. An https connection replaces it with
-// ssl::stream<tcp::socket> and adds a handshake step between OnConnect and Write; every other
-// step is written against the stream's async read/write and needs no change.
+// Transport: `socket_`, wrapped by `tls_` on an https client (a TLS session per connection,
+// handshaken between connect and the first write). Reads and writes go through WithStream.
 class Conn : public std::enable_shared_from_this<Conn> {
  public:
   Conn(std::shared_ptr<Core> core, asio::io_context& io, std::string host, uint16_t port,
@@ -143,10 +196,21 @@ class Conn : public std::enable_shared_from_this<Conn> {
   bool registered = false;
 
  private:
-  enum class Phase { kResolve, kConnect, kWrite, kRead };
+  enum class Phase { kResolve, kConnect, kHandshake, kWrite, kRead };
+
+  // Calls `f` with the stream requests travel on: the TLS stream or the plain socket.
+  template <typename F>
+  void WithStream(F&& f) {
+    if (tls_) {
+      f(*tls_);
+    } else {
+      f(socket_);
+    }
+  }
 
   void Connect();
   void OnConnected(const ErrorCode& ec);
+  void Handshake();
   void Write();
   void Read();
   void OnHeader(const ErrorCode& ec);
@@ -159,6 +223,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
   const std::shared_ptr<Core> core_;
   Strand strand_;
   tcp::socket socket_;
+  std::optional<ssl::stream<tcp::socket&>> tls_;  // https only; one session per connection
   asio::steady_timer timer_;
   std::optional<tcp::resolver> resolver_;
   const std::string host_;
@@ -185,13 +250,26 @@ class Conn : public std::enable_shared_from_this<Conn> {
 // destroying the Client can cancel them). Outlives the Client while connections are in flight.
 class Core : public std::enable_shared_from_this<Core> {
  public:
-  Core(asio::io_context& io, ClientOptions options) : io_(io), options_(options) {}
+  Core(asio::io_context& io, ClientOptions options) : io_(io), options_(options) {
+    if (options_.tls) {
+      auto ctx = MakeTlsContext(*options_.tls);
+      if (ctx.ok()) {
+        tls_context_ = *std::move(ctx);
+      } else {
+        tls_error_ = ctx.status();
+      }
+    }
+  }
 
   const ClientOptions& options() const { return options_; }
+  // Null on a plain-HTTP client.
+  ssl::context* tls_context() const { return tls_context_.get(); }
   bool shut_down() const { return shut_down_.load(std::memory_order_acquire); }
 
   void Send(std::string host, uint16_t port, Request request, Callback<Response> done) {
-    if (absl::Status status = Validate(host, request); !status.ok()) {
+    absl::Status status = tls_error_;
+    if (status.ok()) status = Validate(host, request);
+    if (!status.ok()) {
       asio::post(io_, [done = std::move(done), status = std::move(status)]() mutable {
         std::move(done)(std::move(status));
       });
@@ -296,6 +374,8 @@ class Core : public std::enable_shared_from_this<Core> {
 
   asio::io_context& io_;
   const ClientOptions options_;
+  std::shared_ptr<ssl::context> tls_context_;
+  absl::Status tls_error_;  // unusable TlsOptions: every Send fails with it
   std::atomic<bool> shut_down_{false};
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::vector<std::shared_ptr<Conn>>> idle_ ABSL_GUARDED_BY(mu_);
@@ -386,7 +466,31 @@ void Conn::OnConnected(const ErrorCode& ec) {
   }
   ErrorCode ignored;
   socket_.set_option(tcp::no_delay(true), ignored);
+  if (core_->tls_context() != nullptr) {
+    Handshake();
+    return;
+  }
   Write();
+}
+
+void Conn::Handshake() {
+  const TlsOptions& tls = *core_->options().tls;
+  const std::string& name = tls.server_name.empty() ? host_ : tls.server_name;
+  tls_.emplace(socket_, *core_->tls_context());
+  ErrorCode not_an_address;
+  asio::ip::make_address(name, not_an_address);
+  if (not_an_address) {
+    // SNI carries names only (RFC 6066).
+    SSL_set_tlsext_host_name(tls_->native_handle(), name.c_str());
+  }
+  if (tls.verify) tls_->set_verify_callback(ssl::host_name_verification(name));
+  tls_->async_handshake(ssl::stream_base::client, [self = shared_from_this()](const ErrorCode& ec) {
+    if (ec || self->timed_out_ || self->cancelled_) {
+      self->OnError(ec ? ec : asio::error::operation_aborted, Phase::kHandshake);
+      return;
+    }
+    self->Write();
+  });
 }
 
 void Conn::Write() {
@@ -407,15 +511,17 @@ void Conn::Write() {
   }
   out_.append("\r\n");
   std::array<asio::const_buffer, 2> buffers{asio::buffer(out_), asio::buffer(request_.body)};
-  asio::async_write(socket_, buffers,
-                    [self = shared_from_this()](const ErrorCode& ec, size_t written) {
-                      self->bytes_written_ = written;
-                      if (ec || self->timed_out_ || self->cancelled_) {
-                        self->OnError(ec ? ec : asio::error::operation_aborted, Phase::kWrite);
-                        return;
-                      }
-                      self->Read();
-                    });
+  WithStream([&](auto& stream) {
+    asio::async_write(stream, buffers,
+                      [self = shared_from_this()](const ErrorCode& ec, size_t written) {
+                        self->bytes_written_ = written;
+                        if (ec || self->timed_out_ || self->cancelled_) {
+                          self->OnError(ec ? ec : asio::error::operation_aborted, Phase::kWrite);
+                          return;
+                        }
+                        self->Read();
+                      });
+  });
 }
 
 void Conn::Read() {
@@ -426,9 +532,11 @@ void Conn::Read() {
   // Header first: Beast 1.74's eager parsing (what async_read does) drops the body_limit error
   // for an oversized Content-Length and goes on to reserve that much; the header-only read
   // reports it.
-  bhttp::async_read_header(
-      socket_, buffer_, *parser_,
-      [self = shared_from_this()](const ErrorCode& ec, size_t) { self->OnHeader(ec); });
+  WithStream([&](auto& stream) {
+    bhttp::async_read_header(
+        stream, buffer_, *parser_,
+        [self = shared_from_this()](const ErrorCode& ec, size_t) { self->OnHeader(ec); });
+  });
 }
 
 void Conn::OnHeader(const ErrorCode& ec) {
@@ -447,14 +555,16 @@ void Conn::OnHeader(const ErrorCode& ec) {
     Complete();
     return;
   }
-  bhttp::async_read(socket_, buffer_, *parser_,
-                    [self = shared_from_this()](const ErrorCode& ec, size_t) {
-                      if (ec) {
-                        self->OnError(ec, Phase::kRead);
-                        return;
-                      }
-                      self->Complete();
-                    });
+  WithStream([&](auto& stream) {
+    bhttp::async_read(stream, buffer_, *parser_,
+                      [self = shared_from_this()](const ErrorCode& ec, size_t) {
+                        if (ec) {
+                          self->OnError(ec, Phase::kRead);
+                          return;
+                        }
+                        self->Complete();
+                      });
+  });
 }
 
 void Conn::Complete() {
@@ -490,8 +600,8 @@ void Conn::OnError(const ErrorCode& ec, Phase phase) {
 
   // The stale-connection rule (see Client::Send in the header).
   if (reused_ && !parse_error && !response_started && phase != Phase::kConnect &&
-      phase != Phase::kResolve && (IsIdempotent(request_.method) || bytes_written_ == 0) &&
-      !core_->shut_down()) {
+      phase != Phase::kResolve && phase != Phase::kHandshake &&
+      (IsIdempotent(request_.method) || bytes_written_ == 0) && !core_->shut_down()) {
     Abort();
     timer_.cancel();
     active_ = false;
@@ -523,10 +633,11 @@ void Conn::OnError(const ErrorCode& ec, Phase phase) {
   } else if (ec == bhttp::error::partial_message || ec == bhttp::error::short_read) {
     detail = "connection closed by the server in the middle of the response";
   } else {
-    const char* what = phase == Phase::kResolve   ? "resolve"
-                       : phase == Phase::kConnect ? "connect"
-                       : phase == Phase::kWrite   ? "write"
-                                                  : "read";
+    const char* what = phase == Phase::kResolve     ? "resolve"
+                       : phase == Phase::kConnect   ? "connect"
+                       : phase == Phase::kHandshake ? "TLS handshake"
+                       : phase == Phase::kWrite     ? "write"
+                                                    : "read";
     detail = StrCat(what, ": ", ec.message());
   }
   Finish(ErrorStatus(code, detail), false);
@@ -550,10 +661,13 @@ void Conn::Finish(absl::StatusOr<Response> result, bool keep) {
 }
 
 absl::Status Conn::ErrorStatus(absl::StatusCode code, std::string_view detail) const {
-  return MakeStatus(code, StrCat(request_.method, " http://", key_, request_.target, ": ", detail));
+  const char* scheme = core_->tls_context() != nullptr ? " https://" : " http://";
+  return MakeStatus(code, StrCat(request_.method, scheme, key_, request_.target, ": ", detail));
 }
 
 }  // namespace
+
+absl::Status CheckTlsOptions(const TlsOptions& tls) { return MakeTlsContext(tls).status(); }
 
 struct Client::Impl : Core {
   using Core::Core;

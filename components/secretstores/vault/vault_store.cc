@@ -387,8 +387,9 @@ std::string VersionOf(const RequestMetadata& metadata) {
 
 class VaultStore : public SecretStore {
  public:
-  VaultStore(std::shared_ptr<const Shared> shared, boost::asio::io_context& io)
-      : shared_(std::move(shared)), client_(std::make_shared<http::Client>(io)) {}
+  VaultStore(std::shared_ptr<const Shared> shared, boost::asio::io_context& io,
+             http::ClientOptions options)
+      : shared_(std::move(shared)), client_(std::make_shared<http::Client>(io, options)) {}
 
   std::vector<Feature> Features() const override {
     if (shared_->config.value_type == ValueType::kText) return {};
@@ -410,6 +411,18 @@ class VaultStore : public SecretStore {
   // lives (it holds a weak_ptr); destroying the store cancels what is in flight.
   const std::shared_ptr<http::Client> client_;
 };
+
+// skipVerify turns off both the chain and the name check; tlsServerName is the name checked (and
+// sent as SNI) instead of vaultAddr's host.
+http::TlsOptions TlsOptionsOf(const Config& config) {
+  http::TlsOptions tls;
+  tls.verify = !config.skip_verify;
+  tls.server_name = config.tls_server_name;
+  tls.ca_pem = config.ca_pem;
+  tls.ca_path = config.ca_path;
+  tls.ca_file = config.ca_cert;
+  return tls;
+}
 
 }  // namespace
 
@@ -456,12 +469,6 @@ absl::StatusOr<Config> ParseConfig(const Metadata& metadata) {
   config.ca_path = metadata.GetString("caPath");
   config.ca_pem = metadata.GetString("caPem");
 
-  if (config.tls) {
-    return MakeStatus(absl::StatusCode::kUnimplemented,
-                      StrCat("metadata vaultAddr \"", config.vault_addr,
-                             "\": https is not supported yet (the HTTP client has no TLS); use an "
-                             "http:// address"));
-  }
   return config;
 }
 
@@ -502,7 +509,14 @@ absl::StatusOr<std::unique_ptr<SecretStore>> Create(const ComponentContext& cont
                         StrCat("vaultTokenMountPath ", path, ": the token file is empty"));
     }
   }
-  return std::make_unique<VaultStore>(std::move(shared), *context.io_context);
+  http::ClientOptions options;
+  if (shared->config.tls) options.tls = TlsOptionsOf(shared->config);
+  if (options.tls) {
+    if (absl::Status s = http::CheckTlsOptions(*options.tls); !s.ok()) {
+      return MakeStatus(s.code(), StrCat(shared->Where(), ": ", MessageOf(s)));
+    }
+  }
+  return std::make_unique<VaultStore>(std::move(shared), *context.io_context, std::move(options));
 }
 
 }  // namespace remora::components::secretstores::vault

@@ -31,8 +31,11 @@
 // denied: check the vault token"; another non-200 → INTERNAL with the status and Vault's
 // `errors`; connection refused/reset → UNAVAILABLE; no answer within 10 s → DEADLINE_EXCEEDED.
 //
-// https:// addresses are refused by ParseConfig for now: the HTTP client has no TLS yet. The TLS
-// keys are parsed and validated so that a file written for Dapr keeps its meaning later.
+// https:// addresses use TLS 1.2+ with SNI: the certificate is verified against caPem (inline),
+// else every file under caPath, else caCert (a file), else the system CAs, and its name against
+// tlsServerName or vaultAddr's host; skipVerify "true" turns verification off. A CA setting
+// that cannot be read or parsed fails Create; a handshake failure (an unverifiable certificate)
+// is UNAVAILABLE naming vaultAddr. HTTP/2 is not used (Vault serves HTTP/1.1 as well).
 //
 // Features: MULTIPLE_KEY_VALUES_PER_SECRET in map mode, none in text mode.
 // Threading: thread-safe; callbacks run on the io_context's threads.
@@ -80,8 +83,8 @@ absl::StatusOr<Config> ParseConfig(const Metadata& metadata);
 std::string SecretTarget(const Config& config, std::string_view name, std::string_view version);
 std::string ListTarget(const Config& config, std::string_view path);
 
-// Reads the token file when configured (trimmed; empty is an error), then creates the store.
-// Nothing connects until the first request.
+// Reads the token file when configured (trimmed; empty is an error) and the CA settings of an
+// https address, then creates the store. Nothing connects until the first request.
 absl::StatusOr<std::unique_ptr<SecretStore>> Create(const ComponentContext& context);
 
 }  // namespace remora::components::secretstores::vault

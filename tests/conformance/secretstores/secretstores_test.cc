@@ -381,6 +381,53 @@ TEST(VaultStore, MissingTokenFileFailsCreate) {
               HasSubstr("vaultTokenMountPath /nonexistent/token: cannot read the token"));
 }
 
+TEST(VaultStore, HttpsVerifiesTheServerAsConfigured) {
+  auto cert = testing::MakeTestCertificate({"localhost"});
+  ASSERT_TRUE(cert.ok()) << cert.status();
+  auto vault = testing::VaultServer::StartTls("tls-token", *cert,
+                                              R"({"dapr/db": {"p": "over-tls"}, "dapr/x/y": {}})");
+  ASSERT_TRUE(vault.ok()) << vault.status();
+  const std::string addr = (*vault)->address();
+  ASSERT_EQ(addr.substr(0, 8), "https://");
+  std::string ca_dir = testing::WriteTempFile("ca.pem", cert->cert_pem);
+  auto get = [&](Metadata extra) -> absl::StatusOr<ss::SecretData> {
+    Metadata m = {{"vaultAddr", addr}, {"vaultToken", "tls-token"}};
+    for (auto& [k, v] : extra) m[k] = v;
+    auto store = Make(components::secretstores::vault::Create, m);
+    if (!store.ok()) return store.status();
+    return GetFrom(**store, "db");
+  };
+  for (const Metadata& trusted :
+       {Metadata{{"caPem", cert->cert_pem}}, Metadata{{"caCert", ca_dir + "/ca.pem"}},
+        Metadata{{"caPath", ca_dir}}, Metadata{{"skipVerify", "true"}},
+        Metadata{{"caPem", cert->cert_pem}, {"tlsServerName", "localhost"}}}) {
+    auto got = get(trusted);
+    ASSERT_TRUE(got.ok()) << got.status() << " with " << trusted.begin()->first;
+    EXPECT_THAT(*got, UnorderedElementsAre(Pair("p", "over-tls")));
+  }
+  // Not trusted: the system CAs do not know the certificate, or its name is not the one asked.
+  for (const Metadata& untrusted :
+       {Metadata{}, Metadata{{"caPem", cert->cert_pem}, {"tlsServerName", "vault.example"}}}) {
+    auto got = get(untrusted);
+    ASSERT_FALSE(got.ok());
+    EXPECT_EQ(got.status().code(), absl::StatusCode::kUnavailable);
+    EXPECT_THAT(std::string(got.status().message()), HasSubstr("TLS handshake"));
+    EXPECT_THAT(std::string(got.status().message()), HasSubstr("certificate verify failed"));
+  }
+  auto bad_pem = get({{"caPem", "not a certificate"}});
+  ASSERT_FALSE(bad_pem.ok());
+  EXPECT_EQ(bad_pem.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad_pem.status().message()), HasSubstr("not a PEM certificate"));
+
+  auto store = Make(components::secretstores::vault::Create,
+                    {{"vaultAddr", addr}, {"vaultToken", "tls-token"}, {"caPem", cert->cert_pem}});
+  ASSERT_TRUE(store.ok());
+  auto all = BulkFrom(**store);
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(all->size(), 2u);
+  EXPECT_EQ(all->count("x/y"), 1u);
+}
+
 TEST(VaultStore, DestroyingTheStoreWithRequestsInFlightIsSafe) {
   auto store = Make(components::secretstores::vault::Create, VaultMetadata("inflight"));
   ASSERT_TRUE(store.ok()) << store.status();

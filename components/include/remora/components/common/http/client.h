@@ -12,11 +12,13 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "remora/components/common/callback.h"
 
 namespace boost::asio {
@@ -48,6 +50,19 @@ struct Response {
   std::string Header(std::string_view name) const;
 };
 
+// https for every connection of a Client (a Client speaks one scheme). TLS 1.2 or later, with
+// SNI. The server certificate is verified against the CAs below and its name against
+// `server_name` (or the host a request is sent to) unless `verify` is false.
+struct TlsOptions {
+  bool verify = true;       // false: any certificate is accepted (Vault's skipVerify)
+  std::string server_name;  // SNI and the name to verify; empty: the request's host
+  // Trusted CAs, PEM. The first non-empty one is used (inline, then the directory, then the
+  // file, as Dapr's Vault store does); none: the system's default CA paths.
+  std::string ca_pem;
+  std::string ca_path;  // every file below it must hold PEM certificates
+  std::string ca_file;
+};
+
 struct ClientOptions {
   // Idle keep-alive connections kept per host:port; more are closed when they become idle.
   size_t max_idle_per_host = 64;
@@ -58,9 +73,14 @@ struct ClientOptions {
   // Larger responses fail with INTERNAL.
   size_t max_response_body = 64 * 1024 * 1024;
   size_t max_response_header = 64 * 1024;
-  // TLS seam: a future `std::shared_ptr<ssl::context> tls` selects https for this client's
-  // connections; see the README.
+  // Set: every connection of this client is https (see TlsOptions).
+  std::optional<TlsOptions> tls;
 };
+
+// OK when `tls` makes a usable TLS context (the CA PEM parses, the file or directory can be
+// read); otherwise INVALID_ARGUMENT naming the setting. A Client built with unusable options
+// fails every Send with that error.
+absl::Status CheckTlsOptions(const TlsOptions& tls);
 
 // Thread-safety: Send may be called from any thread. Handlers of one connection run on their own
 // strand, so the io_context may be run by one thread or several.
