@@ -2,6 +2,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "yaml_documents.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -104,14 +106,9 @@ bool SecretsScope::IsSecretAllowed(std::string_view key) const {
 
 absl::Status ParseConfiguration(const std::string& yaml_text, const std::string& origin,
                                 ConfigurationSpec* out) {
-  std::vector<YAML::Node> docs;
-  try {
-    docs = YAML::LoadAll(yaml_text);
-  } catch (const YAML::ParserException& e) {
-    return MakeStatus(absl::StatusCode::kInvalidArgument,
-                      StrCat(origin, ": YAML syntax error at line ", e.mark.line + 1, ", column ",
-                             e.mark.column + 1, ": ", e.msg));
-  }
+  auto loaded = LoadYamlDocuments(yaml_text, origin);
+  if (!loaded.ok()) return loaded.status();
+  const std::vector<YAML::Node>& docs = *loaded;
   for (size_t i = 0; i < docs.size(); ++i) {
     const YAML::Node& doc = docs[i];
     SourceLocation where{origin, static_cast<int>(i + 1)};
