@@ -20,7 +20,8 @@
 #   --wait-idle MIN   first wait up to MIN minutes for the machine to be idle (< 10 % busy)
 # Environment: BENCH_SERVER_CPU (default 1: redis-server, remorad, nginx), BENCH_CLIENT_CPU
 # (default 0: wrk and redis_state_load), BENCH_NICE (e.g. -15: run every benchmarked process at
-# that nice value, so compilers of a shared machine disturb less; needs root).
+# that nice value, so compilers of a shared machine disturb less; needs root),
+# BENCH_REMORAD_CPUS (e.g. 0,1: remorad's CPUs instead of BENCH_SERVER_CPU).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -36,7 +37,7 @@ doc="" no_doc=0 idle_minutes=0
 server_cpu=${BENCH_SERVER_CPU:-1}
 client_cpu=${BENCH_CLIENT_CPU:-0}
 
-usage() { sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while (($#)); do
   case $1 in
     --smoke) smoke=1 ;;
@@ -84,6 +85,13 @@ if ((pinned)); then
   pinning="redis-server, remorad and nginx on CPU $server_cpu; wrk and redis_state_load on CPU $client_cpu (taskset)"
 else
   pinning="NOT pinned (fewer than 2 usable CPUs)"
+fi
+# BENCH_REMORAD_CPUS (e.g. "0,1") lets remorad run on other CPUs than the server CPU.
+pin_remorad=("${pin_server[@]}")
+if [[ -n ${BENCH_REMORAD_CPUS:-} ]]; then
+  pin_remorad=(taskset -c "$BENCH_REMORAD_CPUS")
+  [[ -n ${BENCH_NICE:-} ]] && pin_remorad=(nice -n "$BENCH_NICE" "${pin_remorad[@]}")
+  pinning="$pinning, except remorad on CPU(s) $BENCH_REMORAD_CPUS (BENCH_REMORAD_CPUS)"
 fi
 [[ -n $priority ]] && pinning="$pinning; $priority"
 log "pinning: $pinning"
@@ -139,7 +147,7 @@ spec:
 EOF
 remorad_port=$(free_port)
 grpc_port=$(free_port)
-"${pin_server[@]}" "$remorad" --app-id bench --dapr-http-port "$remorad_port" \
+"${pin_remorad[@]}" "$remorad" --app-id bench --dapr-http-port "$remorad_port" \
   --dapr-grpc-port "$grpc_port" --metrics-port 0 --resources-path "$tmp/resources" \
   >"$tmp/remorad.log" 2>&1 &
 remorad_pid=$!
