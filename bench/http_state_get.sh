@@ -17,7 +17,9 @@
 #   --no-doc          print only
 #   --wait-idle MIN   first wait up to MIN minutes for the machine to be idle (< 10 % busy
 #                     over 2 s): on a shared machine other work skews every figure
-# Environment: BENCH_SERVER_CPU (default 1), BENCH_CLIENT_CPU (default 0).
+# Environment: BENCH_SERVER_CPU (default 1), BENCH_CLIENT_CPU (default 0); BENCH_NICE (e.g. -15,
+# needs root) runs every benchmarked process at that priority, so that other work on a shared
+# machine disturbs the figures less (bench/lib.sh).
 #
 # What is measured, and how, is described in docs/performance.md.
 set -euo pipefail
@@ -33,7 +35,7 @@ doc="" no_doc=0 wait_idle=0
 server_cpu=${BENCH_SERVER_CPU:-1}
 client_cpu=${BENCH_CLIENT_CPU:-0}
 
-usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while (($#)); do
   case $1 in
     --smoke) smoke=1 ;;
@@ -92,6 +94,7 @@ else
   cold_cpus=()
   pinning="NOT pinned (fewer than 2 usable CPUs): server and wrk share the CPU(s)"
 fi
+[[ -n $priority ]] && pinning="$pinning; $priority"
 log "pinning: $pinning"
 
 tmp=$(mktemp -d /tmp/remora-bench.XXXXXX)
@@ -206,13 +209,15 @@ nginx_rss_peak=$(status_kb "$nginx_worker" VmHWM)
 # ---- cold start ---------------------------------------------------------------------------
 cold_port=$(free_port)
 log "cold start: remorad, $cold_runs runs (+1 warm-up)"
-remorad_cold=$("$cold_start" --runs "$cold_runs" --port "$cold_port" "${cold_cpus[@]}" \
+remorad_cold=$("${pin_client[@]}" "$cold_start" --runs "$cold_runs" --port "$cold_port" \
+  "${cold_cpus[@]}" \
   --path /v1.0/healthz --status 204 --log "$tmp/cold-remorad.log" -- \
   "$remorad" --app-id bench --dapr-http-port "$cold_port" --dapr-grpc-port 0 --metrics-port 0 \
   2>"$tmp/cold-remorad.runs") || { cat "$tmp/cold-remorad.runs" >&2; die "remorad cold start failed"; }
 nginx_conf "$cold_port" "$tmp/nginx/cold.pid" >"$tmp/nginx/cold.conf"
 log "cold start: nginx, $cold_runs runs (+1 warm-up)"
-nginx_cold=$("$cold_start" --runs "$cold_runs" --port "$cold_port" "${cold_cpus[@]}" \
+nginx_cold=$("${pin_client[@]}" "$cold_start" --runs "$cold_runs" --port "$cold_port" \
+  "${cold_cpus[@]}" \
   --path / --status 200 --log "$tmp/cold-nginx.log" -- \
   "$nginx_bin" -p "$tmp/nginx/" -c "$tmp/nginx/cold.conf" -e "$tmp/nginx/error.log" \
   2>"$tmp/cold-nginx.runs") || { cat "$tmp/cold-nginx.runs" >&2; die "nginx cold start failed"; }
@@ -222,8 +227,7 @@ cold_ms() { awk -v us="$(cold_field "$1" "$2")" 'BEGIN { printf "%.1f", us / 100
 # ---- figures ------------------------------------------------------------------------------
 # Median over the rounds of one column (5 p50, 6 p99, 7 rps, 8 cpu) for a server and level.
 median() {
-  awk -v s="$1" -v c="$2" -v col="$3" '$1 == s && $2 == c { print $col }' "$results" | sort -g |
-    awk '{ v[n++] = $1 } END { if (n) print (n % 2 ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2) }'
+  awk -v s="$1" -v c="$2" -v col="$3" '$1 == s && $2 == c { print $col }' "$results" | median_of
 }
 total_errors=$(awk '{ e += $9 } END { print e + 0 }' "$results")
 
@@ -307,8 +311,9 @@ section=$tmp/section.md
   echo "remorad RSS right after the HTTP API answered: $(mib "$remorad_rss_start") MiB; idle with"
   echo "gRPC up too (the figure above): $(mib "$remorad_rss_idle") MiB; after the load: $(mib "$remorad_rss_after") MiB."
   echo "Cold start: median of $cold_runs runs after one warm-up run."
-  echo "Machine before the run: ${busy_before} % busy (all CPUs, 2 s), load average $loadavg_before."
-  echo "wrk errors: $total_errors."
+  echo "Machine before the run: ${busy_before} % busy (all CPUs, 2 s), load average $loadavg_before;"
+  echo "after: load average $(cut -d' ' -f1-3 /proc/loadavg). wrk errors: $total_errors."
+  echo "Reproduce: \`${BENCH_NICE:+BENCH_NICE=$BENCH_NICE }bench/http_state_get.sh\` (\`--help\` for durations and CPUs)."
 } >"$section"
 
 echo
