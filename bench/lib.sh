@@ -152,5 +152,8 @@ wrk_fields() {
 
 # Median of the numbers on stdin (one per line); nothing for no input.
 median_of() {
-  sort -g | awk '{ v[n++] = $1 } END { if (n) print (n % 2 ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2) }'
+  # An even count averages the middle two; printf keeps large figures out of awk's %.6g (1.2e+06).
+  sort -g | awk '{ v[n++] = $1 } END {
+    if (!n) exit
+    if (n % 2) print v[int(n / 2)]; else printf "%.4f\n", (v[n / 2 - 1] + v[n / 2]) / 2 }'
 }
