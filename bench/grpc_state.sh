@@ -286,17 +286,6 @@ cat "$results"
 
 # ---- docs/performance.md ------------------------------------------------------------------
 if ((no_doc == 0)); then
-  begin="<!-- bench:grpc_state:$today begin -->"
-  end="<!-- bench:grpc_state:$today end -->"
-  [[ -f $doc ]] || die "no $doc"
-  if grep -qF "$begin" "$doc"; then
-    awk -v b="$begin" -v e="$end" -v f="$section" '
-      $0 == b { print; while ((getline l < f) > 0) print l; skip = 1; next }
-      $0 == e { skip = 0 }
-      !skip' "$doc" >"$tmp/doc.new"
-    cat "$tmp/doc.new" >"$doc"
-  else
-    { echo; echo "$begin"; cat "$section"; echo "$end"; } >>"$doc"
-  fi
+  write_doc_section grpc_state "$section" "$doc"
   log "updated $doc"
 fi

@@ -324,20 +324,10 @@ cat "$results"
 
 # ---- docs/performance.md ------------------------------------------------------------------
 if ((no_doc == 0)); then
-  begin="<!-- bench:http_state_get:$today begin -->"
-  end="<!-- bench:http_state_get:$today end -->"
   if [[ ! -f $doc ]]; then
     mkdir -p "$(dirname "$doc")"
     printf '# Performance\n\nResults of `bench/http_state_get.sh`, newest last.\n' >"$doc"
   fi
-  if grep -qF "$begin" "$doc"; then
-    awk -v b="$begin" -v e="$end" -v f="$section" '
-      $0 == b { print; while ((getline l < f) > 0) print l; skip = 1; next }
-      $0 == e { skip = 0 }
-      !skip' "$doc" >"$tmp/doc.new"
-    cat "$tmp/doc.new" >"$doc"
-  else
-    { echo; echo "$begin"; cat "$section"; echo "$end"; } >>"$doc"
-  fi
+  write_doc_section http_state_get "$section" "$doc"
   log "updated $doc"
 fi

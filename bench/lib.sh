@@ -157,3 +157,20 @@ median_of() {
     if (!n) exit
     if (n % 2) print v[int(n / 2)]; else printf "%.4f\n", (v[n / 2 - 1] + v[n / 2]) / 2 }'
 }
+
+# write_doc_section NAME SECTION_FILE DOC: puts SECTION_FILE between the markers
+# <!-- bench:NAME:<today> begin/end --> in DOC, replacing today's section of that benchmark if
+# there is one, else appending it. Uses $today and $tmp of the calling script.
+write_doc_section() {
+  local begin="<!-- bench:$1:$today begin -->" end="<!-- bench:$1:$today end -->"
+  [[ -f $3 ]] || die "no $3"
+  if grep -qF "$begin" "$3"; then
+    awk -v b="$begin" -v e="$end" -v f="$2" '
+      $0 == b { print; while ((getline l < f) > 0) print l; skip = 1; next }
+      $0 == e { skip = 0 }
+      !skip' "$3" >"$tmp/doc.new"
+    cat "$tmp/doc.new" >"$3"
+  else
+    { echo; echo "$begin"; cat "$2"; echo "$end"; } >>"$3"
+  fi
+}

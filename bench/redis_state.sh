@@ -328,17 +328,6 @@ echo "Per-run figures (target op clients requests duration_us p50 p99 req/s cpu_
 cat "$results"
 
 if ((no_doc == 0)); then
-  begin="<!-- bench:redis_state:$today begin -->"
-  end="<!-- bench:redis_state:$today end -->"
-  [[ -f $doc ]] || die "no $doc"
-  if grep -qF "$begin" "$doc"; then
-    awk -v b="$begin" -v e="$end" -v f="$section" '
-      $0 == b { print; while ((getline l < f) > 0) print l; skip = 1; next }
-      $0 == e { skip = 0 }
-      !skip' "$doc" >"$tmp/doc.new"
-    cat "$tmp/doc.new" >"$doc"
-  else
-    { echo; echo "$begin"; cat "$section"; echo "$end"; } >>"$doc"
-  fi
+  write_doc_section redis_state "$section" "$doc"
   log "updated $doc"
 fi
