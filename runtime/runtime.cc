@@ -460,8 +460,8 @@ absl::Status Runtime::StartServers() {
   config.app_id = options_.app_id;
   config.api_token = options_.api_token;
   config.api_logging = options_.enable_api_logging.value_or(false);
-  servers_->api = std::make_unique<http::DaprHttpApi>(*state_, *metadata_, *secrets_, *pubsub_,
-                                                      std::move(hooks), std::move(config));
+  servers_->api =
+      std::make_unique<http::DaprHttpApi>(blocks(), std::move(hooks), std::move(config));
   http::ServerOptions server_options;
   server_options.max_body_size = options_.max_body_size;
   server_options.max_header_size = static_cast<uint32_t>(options_.read_buffer_size);
@@ -493,8 +493,7 @@ void Runtime::StartGrpc() {
                                         hooks = std::move(hooks)]() mutable {
     if (!AwaitGrpcStartSlot()) return;  // shut down before gRPC was needed
     auto started = std::chrono::steady_clock::now();
-    auto api = grpc::LoadAndStart(*state_, *metadata_, *secrets_, std::move(hooks),
-                                  std::move(config));
+    auto api = grpc::LoadAndStart(blocks(), std::move(hooks), std::move(config));
     if (!api.ok()) {
       log::Error("start-up failed: ", MessageOf(api.status()));
       servers_->failed.store(true);
@@ -555,6 +554,15 @@ void Runtime::StartSubscriptions() {
 
 int Runtime::http_port() const { return servers_->http ? servers_->http->port() : 0; }
 int Runtime::grpc_port() const { return servers_->grpc_port.load(); }
+
+Blocks Runtime::blocks() {
+  Blocks b;
+  b.state = state_.get();
+  b.metadata = metadata_.get();
+  b.secrets = secrets_.get();
+  b.pubsub = pubsub_.get();
+  return b;
+}
 
 void Runtime::RequestShutdown(bool force) {
   {

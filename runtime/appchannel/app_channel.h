@@ -8,10 +8,12 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "nlohmann/json.hpp"
 #include "remora/components/common/callback.h"
+#include "remora/components/common/strings.h"
 
 namespace remora::runtime {
 
@@ -43,11 +45,32 @@ struct TopicEvent {
   nlohmann::json cloud_event;  // the CloudEvent (object)
   std::string pubsub_name;
   std::string topic;
-  std::string path;  // the matched route
+  std::string path;                             // the matched route
   std::map<std::string, std::string> metadata;  // broker metadata: HTTP headers / gRPC metadata
 };
 
 enum class EventStatus { kSuccess, kRetry, kDrop };
+
+// One service-invocation call for the local app (contract §1.4 OnInvoke, §2.1). The same shape
+// whether it came from the local HTTP/gRPC API or from another sidecar.
+struct InvokeRequest {
+  std::string method;         // without the leading '/', may contain '/'
+  std::string verb = "POST";  // HTTP verb; a gRPC caller's NONE arrives as POST
+  std::string query;          // raw query string without '?'
+  std::string content_type;
+  std::string data;
+  // Headers (HTTP) / metadata (gRPC) to pass to the app, lower-case names, in order.
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+struct InvokeResponse {
+  int http_status = 200;  // HTTP app: its status; gRPC app: 200 for OK, else from grpc_code
+  int grpc_code = 0;      // gRPC app: its status code (0 = OK); HTTP app: 0
+  std::string grpc_message;
+  std::string content_type;
+  std::string data;
+  std::vector<std::pair<std::string, std::string>> headers;  // response headers / metadata
+};
 
 class AppChannel {
  public:
@@ -60,6 +83,20 @@ class AppChannel {
   // gRPC: TopicEventResponse, UNIMPLEMENTED → kDrop). A transport failure or another HTTP status is
   // an error: retriable.
   virtual void DeliverEvent(TopicEvent event, Callback<EventStatus> done) = 0;
+
+  // Calls a method of the app. Any answer the app gives, error statuses included, is a response;
+  // the callback's error is for a transport failure (app not listening, timeout): UNAVAILABLE or
+  // DEADLINE_EXCEEDED with a message naming the app's address.
+  // The default is for channels that only deliver events (test fakes).
+  virtual void Invoke(InvokeRequest request, Callback<InvokeResponse> done) {
+    (void)request;
+    std::move(done)(MakeStatus(absl::StatusCode::kUnimplemented,
+                               "this app channel does not support service invocation"));
+  }
+
+  // One app health probe (--enable-app-health-check): HTTP GET of the health path, 2xx = healthy;
+  // gRPC AppCallbackHealthCheck.HealthCheck. OK when healthy.
+  virtual void CheckHealth(DoneCallback done) { std::move(done)(absl::OkStatus()); }
 };
 
 }  // namespace remora::runtime

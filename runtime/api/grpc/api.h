@@ -19,12 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-
-namespace remora::runtime {
-class StateBlock;
-class MetadataBlock;
-class SecretsBlock;
-}  // namespace remora::runtime
+#include "blocks/blocks.h"
 
 namespace remora::runtime::grpc {
 
@@ -59,11 +54,10 @@ class Api {
 // Builds the service and listens on every address with one port. Blocks for as long as gRPC
 // needs to start (its first server in a process creates thread pools and polling engines).
 // Fails with a message naming the address and the OS error when a port cannot be bound (e.g.
-// "cannot listen on 127.0.0.1:50001: Address already in use"). `state` and `metadata` must
-// outlive the server (and so must `secrets`). grpc.health.v1 and reflection are not registered
-// (daprd has neither).
-using StartFn = absl::StatusOr<std::unique_ptr<Api>> (*)(StateBlock& state, MetadataBlock& metadata,
-                                                         SecretsBlock& secrets, ApiHooks hooks,
+// "cannot listen on 127.0.0.1:50001: Address already in use"). `blocks` as for the HTTP API:
+// state, metadata, secrets and pubsub are required, and every block must outlive the server.
+// grpc.health.v1 and reflection are not registered (daprd has neither).
+using StartFn = absl::StatusOr<std::unique_ptr<Api>> (*)(Blocks blocks, ApiHooks hooks,
                                                          ApiConfig config);
 
 // The module exports a `const StartFn` under this name (extern "C", so dlsym finds it).

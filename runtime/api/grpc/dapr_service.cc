@@ -120,11 +120,11 @@ std::string_view RpcName(std::string_view method) {
                         StrCat(rpc, " is not implemented in this build of remorad"));
 }
 
-DaprService::DaprService(StateBlock& state, MetadataBlock& metadata, SecretsBlock& secrets,
-                         ApiHooks hooks, std::string api_token, bool api_logging)
-    : state_(state),
-      metadata_(metadata),
-      secrets_(secrets),
+DaprService::DaprService(Blocks blocks, ApiHooks hooks, std::string api_token, bool api_logging)
+    : blocks_(blocks),
+      state_(*blocks.state),
+      metadata_(*blocks.metadata),
+      secrets_(*blocks.secrets),
       hooks_(std::move(hooks)),
       api_token_(std::move(api_token)),
       api_logging_(api_logging) {}

@@ -22,8 +22,7 @@ namespace v1 = ::dapr::proto::runtime::v1;
 
 class DaprService final : public v1::Dapr::CallbackService {
  public:
-  DaprService(StateBlock& state, MetadataBlock& metadata, SecretsBlock& secrets, ApiHooks hooks,
-              std::string api_token, bool api_logging);
+  DaprService(Blocks blocks, ApiHooks hooks, std::string api_token, bool api_logging);
 
   // Graceful shutdown, first half: from now on new calls answer UNAVAILABLE, and this waits
   // until every call in progress has completed or `deadline` has passed. True when none is left.
@@ -94,6 +93,7 @@ class DaprService final : public v1::Dapr::CallbackService {
   bool Begin(Ctx* ctx, std::string_view rpc, Call** reactor);
   Unary* NotImplemented(Ctx* ctx, std::string_view rpc);
 
+  Blocks blocks_;
   StateBlock& state_;
   MetadataBlock& metadata_;
   SecretsBlock& secrets_;

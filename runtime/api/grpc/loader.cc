@@ -66,12 +66,10 @@ absl::StatusOr<StartFn> Load() {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Api>> LoadAndStart(StateBlock& state, MetadataBlock& metadata,
-                                                  SecretsBlock& secrets, ApiHooks hooks,
-                                                  ApiConfig config) {
+absl::StatusOr<std::unique_ptr<Api>> LoadAndStart(Blocks blocks, ApiHooks hooks, ApiConfig config) {
   auto start = Load();
   if (!start.ok()) return start.status();
-  return (*start)(state, metadata, secrets, std::move(hooks), std::move(config));
+  return (*start)(blocks, std::move(hooks), std::move(config));
 }
 
 }  // namespace remora::runtime::grpc

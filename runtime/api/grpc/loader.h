@@ -12,8 +12,6 @@ namespace remora::runtime::grpc {
 // Where the module is looked up, first match wins: $REMORA_GRPC_MODULE, then the directory of
 // the running executable, then <that directory>/../lib/remora/. The module stays loaded for the
 // life of the process. Fails naming every path tried and the loader's error.
-absl::StatusOr<std::unique_ptr<Api>> LoadAndStart(StateBlock& state, MetadataBlock& metadata,
-                                                  SecretsBlock& secrets, ApiHooks hooks,
-                                                  ApiConfig config);
+absl::StatusOr<std::unique_ptr<Api>> LoadAndStart(Blocks blocks, ApiHooks hooks, ApiConfig config);
 
 }  // namespace remora::runtime::grpc

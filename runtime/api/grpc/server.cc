@@ -78,9 +78,8 @@ absl::StatusOr<int> ProbeBind(std::string_view host, int port) {
 
 class Server final : public Api {
  public:
-  Server(StateBlock& state, MetadataBlock& metadata, SecretsBlock& secrets, ApiHooks hooks,
-         const ApiConfig& config)
-      : service_(state, metadata, secrets, std::move(hooks), config.api_token, config.api_logging),
+  Server(Blocks blocks, ApiHooks hooks, const ApiConfig& config)
+      : service_(blocks, std::move(hooks), config.api_token, config.api_logging),
         unknown_(service_) {}
   ~Server() override { Shutdown(std::chrono::system_clock::now()); }
 
@@ -149,10 +148,8 @@ class Server final : public Api {
   int port_ = 0;
 };
 
-absl::StatusOr<std::unique_ptr<Api>> Start(StateBlock& state, MetadataBlock& metadata,
-                                           SecretsBlock& secrets, ApiHooks hooks,
-                                           ApiConfig config) {
-  auto server = std::make_unique<Server>(state, metadata, secrets, std::move(hooks), config);
+absl::StatusOr<std::unique_ptr<Api>> Start(Blocks blocks, ApiHooks hooks, ApiConfig config) {
+  auto server = std::make_unique<Server>(blocks, std::move(hooks), config);
   if (absl::Status s = server->Listen(config); !s.ok()) return s;
   return std::unique_ptr<Api>(std::move(server));
 }

@@ -1,5 +1,7 @@
 #include "api/http/routes.h"
 
+#include "api/http/call.h"
+
 #include <algorithm>
 #include <cctype>
 #include <map>
@@ -23,41 +25,6 @@ namespace {
 using errors::Code;
 using nlohmann::json;
 namespace field = beast_http;
-
-constexpr auto kDump = json::error_handler_t::replace;
-
-// Completes one request: renders a body or an error and keeps the in-flight count.
-class Responder {
- public:
-  Responder(Reply reply, unsigned version, std::atomic<int>* in_flight)
-      : reply_(std::move(reply)), version_(version), in_flight_(in_flight) {}
-  Responder(Responder&&) = default;
-
-  void Send(Response res) && {
-    in_flight_->fetch_sub(1, std::memory_order_relaxed);
-    std::move(reply_)(std::move(res));
-  }
-  void Error(const absl::Status& status) && {
-    errors::HttpError e = errors::ToHttp(status);
-    std::move(*this).Body(e.status, std::move(e.body), "application/json");
-  }
-  void Body(int status, std::string body, std::string_view content_type) && {
-    Response res{static_cast<beast_http::status>(status), version_};
-    res.set(beast_http::field::content_type, content_type);
-    res.body() = std::move(body);
-    std::move(*this).Send(std::move(res));
-  }
-  void Json(const json& body) && {
-    std::move(*this).Body(200, body.dump(-1, ' ', false, kDump), "application/json");
-  }
-  void NoContent() && { std::move(*this).Send(Response{beast_http::status::no_content, version_}); }
-  unsigned version() const { return version_; }
-
- private:
-  Reply reply_;
-  unsigned version_;
-  std::atomic<int>* in_flight_;
-};
 
 // Percent-decoding; `plus_is_space` for query strings. nullopt on a bad escape.
 std::optional<std::string> Unescape(std::string_view in, bool plus_is_space) {
@@ -85,15 +52,6 @@ std::optional<std::string> Unescape(std::string_view in, bool plus_is_space) {
   }
   return out;
 }
-
-struct Query {
-  state::RequestMetadata metadata;  // metadata.<key>=value, first value wins
-  std::map<std::string, std::string> params;
-  std::string Param(const std::string& key) const {
-    auto it = params.find(key);
-    return it == params.end() ? "" : it->second;
-  }
-};
 
 bool ParseQuery(std::string_view text, Query* query) {
   while (!text.empty()) {
@@ -136,19 +94,6 @@ bool IsApiVersion(std::string_view v) {
   return v == "v1.0" || v == "v1.0-alpha1" || v == "v1.0-alpha2" || v == "v1.0-beta1";
 }
 
-absl::Status Malformed(std::string_view what) {
-  return errors::Make(Code::kMalformedRequest, StrCat("failed deserializing HTTP body: ", what));
-}
-
-// Parses a JSON body with the failure as Dapr's ERR_MALFORMED_REQUEST.
-absl::StatusOr<json> ParseBody(const std::string& body) {
-  try {
-    return json::parse(body);
-  } catch (const json::exception& e) {
-    return Malformed(e.what());
-  }
-}
-
 // Dapr validates state options in the component (CheckRequestOptions): an unknown value fails the
 // operation with the operation's code.
 bool ParseConcurrency(std::string_view text, state::Concurrency* out) {
@@ -172,16 +117,6 @@ bool ParseConsistency(std::string_view text, state::Consistency* out) {
   else
     return false;
   return true;
-}
-
-absl::Status ParseStringMap(const json& j, std::string_view field, state::RequestMetadata* out) {
-  if (j.is_null()) return absl::OkStatus();
-  if (!j.is_object()) return Malformed(StrCat("\"", field, "\" must be an object of strings"));
-  for (const auto& [k, v] : j.items()) {
-    if (!v.is_string()) return Malformed(StrCat("\"", field, ".", k, "\" must be a string"));
-    (*out)[k] = v.get<std::string>();
-  }
-  return absl::OkStatus();
 }
 
 // One HTTP StateItem: {"key","value","etag","metadata","options":{"concurrency","consistency"}}.
@@ -234,18 +169,6 @@ json DataAsJson(const std::string& data) {
   return parsed;
 }
 
-// The segments from `from` on, joined with '/': a topic may contain slashes.
-std::string JoinFrom(const std::vector<std::string>& segments, size_t from) {
-  std::string out;
-  for (size_t i = from; i < segments.size(); ++i) StrAppend(&out, i > from ? "/" : "", segments[i]);
-  return out;
-}
-
-std::string HeaderOf(const Request& request, std::string_view name) {
-  auto it = request.find(name);
-  return it == request.end() ? std::string() : std::string(it->value());
-}
-
 // One bulk publish entry's `event` as the bytes to publish, by its content type (contract §2.3).
 absl::StatusOr<std::string> BulkEventBytes(const json& event, std::string_view content_type) {
   std::string media(content_type.substr(0, content_type.find(';')));
@@ -282,20 +205,47 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
 
 }  // namespace
 
-struct DaprHttpApi::Call {
-  Request& request;
-  Responder responder;
-  std::vector<std::string> segments;
-  Query query;
-  beast_http::verb method;
-};
+absl::Status Malformed(std::string_view what) {
+  return errors::Make(Code::kMalformedRequest, StrCat("failed deserializing HTTP body: ", what));
+}
 
-DaprHttpApi::DaprHttpApi(StateBlock& state, MetadataBlock& metadata, SecretsBlock& secrets,
-                         PubSubBlock& pubsub, ApiHooks hooks, ApiConfig config)
-    : state_(state),
-      metadata_(metadata),
-      secrets_(secrets),
-      pubsub_(pubsub),
+absl::StatusOr<json> ParseBody(const std::string& body) {
+  try {
+    return json::parse(body);
+  } catch (const json::exception& e) {
+    return Malformed(e.what());
+  }
+}
+
+absl::Status ParseStringMap(const json& j, std::string_view field,
+                            std::map<std::string, std::string>* out) {
+  if (j.is_null()) return absl::OkStatus();
+  if (!j.is_object()) return Malformed(StrCat("\"", field, "\" must be an object of strings"));
+  for (const auto& [k, v] : j.items()) {
+    if (!v.is_string()) return Malformed(StrCat("\"", field, ".", k, "\" must be a string"));
+    (*out)[k] = v.get<std::string>();
+  }
+  return absl::OkStatus();
+}
+
+// The segments from `from` on, joined with '/': a topic may contain slashes.
+std::string JoinFrom(const std::vector<std::string>& segments, size_t from) {
+  std::string out;
+  for (size_t i = from; i < segments.size(); ++i) StrAppend(&out, i > from ? "/" : "", segments[i]);
+  return out;
+}
+
+std::string HeaderOf(const Request& request, std::string_view name) {
+  auto it = request.find(name);
+  return it == request.end() ? std::string() : std::string(it->value());
+}
+
+DaprHttpApi::DaprHttpApi(Blocks blocks, ApiHooks hooks, ApiConfig config)
+    : blocks_(blocks),
+      state_(*blocks.state),
+      metadata_(*blocks.metadata),
+      secrets_(*blocks.secrets),
+      pubsub_(*blocks.pubsub),
       hooks_(std::move(hooks)),
       config_(std::move(config)) {}
 
@@ -322,7 +272,8 @@ void DaprHttpApi::Handle(Request& request, Reply reply) {
   if (!SplitPath(path, &call.segments)) {
     return std::move(call.responder).Body(400, "invalid URL escape in path", "text/plain");
   }
-  if (q != std::string_view::npos && !ParseQuery(target.substr(q + 1), &call.query)) {
+  if (q != std::string_view::npos) call.query.raw = std::string(target.substr(q + 1));
+  if (!call.query.raw.empty() && !ParseQuery(call.query.raw, &call.query)) {
     return std::move(call.responder).Body(400, "invalid URL escape in query", "text/plain");
   }
   if (config_.api_logging) {

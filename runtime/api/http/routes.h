@@ -9,13 +9,7 @@
 
 #include "absl/status/status.h"
 #include "api/http/server.h"
-
-namespace remora::runtime {
-class StateBlock;
-class MetadataBlock;
-class SecretsBlock;
-class PubSubBlock;
-}  // namespace remora::runtime
+#include "blocks/blocks.h"
 
 namespace remora::runtime::http {
 
@@ -25,6 +19,9 @@ struct ApiHooks {
   std::function<void(bool force)> shutdown;
 };
 
+// One request being answered (api/http/call.h); per-block route files take it.
+struct Call;
+
 struct ApiConfig {
   std::string app_id;
   std::string api_token;  // DAPR_API_TOKEN; empty: no check
@@ -33,8 +30,8 @@ struct ApiConfig {
 
 class DaprHttpApi : public Handler {
  public:
-  DaprHttpApi(StateBlock& state, MetadataBlock& metadata, SecretsBlock& secrets,
-              PubSubBlock& pubsub, ApiHooks hooks, ApiConfig config);
+  // blocks.state, metadata, secrets and pubsub are required; the others may be null.
+  DaprHttpApi(Blocks blocks, ApiHooks hooks, ApiConfig config);
 
   void Handle(Request& request, Reply reply) override;
   Response TooLarge(unsigned version, uint64_t limit) override;
@@ -42,7 +39,6 @@ class DaprHttpApi : public Handler {
   int in_flight() const { return in_flight_.load(); }
 
  private:
-  struct Call;
   void Route(Call& call);
   void Fallback(Call& call);
   void GetState(Call& call, std::string_view store, std::string_view key);
@@ -56,6 +52,7 @@ class DaprHttpApi : public Handler {
   void Publish(Call& call, std::string pubsub, std::string topic);
   void BulkPublish(Call& call, std::string pubsub, std::string topic);
 
+  Blocks blocks_;
   StateBlock& state_;
   MetadataBlock& metadata_;
   SecretsBlock& secrets_;

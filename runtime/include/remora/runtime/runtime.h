@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "blocks/blocks.h"
 #include "remora/runtime/options.h"
 
 namespace boost::asio {
@@ -51,6 +52,8 @@ class Runtime {
   MetadataBlock& metadata() { return *metadata_; }
   PubSubBlock& pubsub() { return *pubsub_; }
   SecretsBlock& secrets() { return *secrets_; }
+  // Every block, for the API servers (null where this build has none).
+  Blocks blocks();
   // True once components are initialised and the HTTP API listens (GET /v1.0/healthz). The
   // gRPC API may still be starting: /v1.0/healthz/outbound, which SDKs poll before their first
   // call, waits for it too.
