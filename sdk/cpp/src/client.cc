@@ -36,6 +36,24 @@ StateItem StateItem::FromJson(std::string key, const nlohmann::json& value) {
   return item;
 }
 
+absl::StatusOr<nlohmann::json> InvokeResponse::Json() const {
+  return ParseJson(data, "", /*found=*/true);
+}
+
+std::string_view UnlockStatusName(UnlockStatus status) {
+  switch (status) {
+    case UnlockStatus::kSuccess:
+      return "SUCCESS";
+    case UnlockStatus::kLockDoesNotExist:
+      return "LOCK_DOES_NOT_EXIST";
+    case UnlockStatus::kLockBelongsToOthers:
+      return "LOCK_BELONGS_TO_OTHERS";
+    case UnlockStatus::kInternalError:
+      break;
+  }
+  return "INTERNAL_ERROR";
+}
+
 std::string ErrorReason(const absl::Status& status) {
   auto payload = status.GetPayload(Sv(sdk_internal::kReasonPayloadUrl));
   return payload ? std::string(*payload) : std::string();

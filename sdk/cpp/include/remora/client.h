@@ -1,7 +1,8 @@
 #pragma once
 
-// remora::Client: the state API of a Dapr sidecar for C++ functions, with two transports behind one
-// interface.
+// remora::Client: the APIs of a Dapr sidecar for C++ functions (state, pub/sub publish, service
+// invocation, secrets, configuration, distributed lock, metadata), with two transports behind one
+// interface. The app side (receiving events and invocations) is remora::App in remora/app.h.
 //
 //   Remote   - gRPC to remorad (or daprd) on localhost. Client::Remote() never fails: the channel
 //              connects on the first call. Every call has a deadline; when no sidecar answers, a
@@ -35,6 +36,7 @@
 // `remora::Client&` and pass the mock in unit tests.
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -180,6 +182,143 @@ struct SidecarMetadata {
   Metadata extended{};  // includes daprRuntimeVersion and anything set with SetMetadata
 };
 
+// ---- pub/sub -----------------------------------------------------------------------------------
+
+// One event to publish. By default the sidecar wraps data in a CloudEvent (content_type becomes
+// its datacontenttype); metadata rawPayload=true sends data as is. Other metadata goes to the
+// broker (e.g. ttlInSeconds, partitionKey).
+struct PublishRequest {
+  std::string pubsub{};
+  std::string topic{};
+  std::string data{};
+  std::string content_type{};  // "" → the sidecar's default (text/plain; JSON is detected)
+  Metadata metadata{};
+};
+
+struct BulkPublishEntry {
+  std::string entry_id{};  // unique within the request; "" → the entry's index ("0", "1", ...)
+  std::string event{};     // the bytes of the event
+  std::string content_type{};
+  Metadata metadata{};
+};
+
+struct BulkPublishRequest {
+  std::string pubsub{};
+  std::string topic{};
+  std::vector<BulkPublishEntry> entries{};
+  Metadata metadata{};  // for the whole request
+};
+
+struct BulkPublishFailure {
+  std::string entry_id{};
+  std::string error{};
+};
+
+// A bulk publish that reached the broker succeeds as a call even when some entries failed: those
+// are listed here (empty: every entry was published).
+struct BulkPublishResult {
+  std::vector<BulkPublishFailure> failed_entries{};
+  bool all_published() const { return failed_entries.empty(); }
+};
+
+// ---- service invocation ------------------------------------------------------------------------
+
+// A call of `method` on the app `app_id` through the sidecars. For an HTTP callee verb, query
+// and headers become the HTTP request's; a gRPC callee gets data, content_type and the headers
+// as gRPC metadata.
+struct InvokeRequest {
+  std::string app_id{};
+  std::string method{};
+  std::string verb = "POST";  // GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH
+  std::string data{};
+  std::string content_type{};
+  Metadata headers{};   // sent as gRPC metadata, forwarded by the sidecar as headers
+  std::string query{};  // "a=1&b=2" (without "?")
+};
+
+// The callee's answer. A callee that answered with an HTTP status outside 2xx (or a gRPC error)
+// makes InvokeMethod fail instead: the status code follows Dapr's HTTP→gRPC mapping (404 →
+// NOT_FOUND, 400 → INTERNAL (Dapr's quirk), 500 → UNKNOWN, ...) and the message carries the body.
+struct InvokeResponse {
+  int http_status = 200;  // the HTTP callee's status (dapr-http-status); 200 for a gRPC callee
+  std::string data{};
+  std::string content_type{};
+  Metadata headers{};  // response headers (and trailers) as the sidecar returned them
+
+  absl::StatusOr<nlohmann::json> Json() const;  // data parsed as JSON
+};
+
+// ---- secrets -----------------------------------------------------------------------------------
+
+struct GetSecretRequest {
+  std::string store{};
+  std::string key{};
+  Metadata metadata{};  // e.g. version_id for Vault
+};
+
+struct GetBulkSecretRequest {
+  std::string store{};
+  Metadata metadata{};
+};
+
+// A secret is a map (a multi-valued secret has several keys; local.file with nestedSeparator and
+// most stores give one entry named like the secret).
+using Secret = std::map<std::string, std::string>;
+// Every secret of a store the app may read: secret name → its map.
+using BulkSecret = std::map<std::string, Secret>;
+
+// ---- configuration -----------------------------------------------------------------------------
+
+struct ConfigurationItem {
+  std::string value{};
+  std::string version{};
+  Metadata metadata{};
+};
+
+using ConfigurationItems = std::map<std::string, ConfigurationItem>;
+
+struct GetConfigurationRequest {
+  std::string store{};
+  std::vector<std::string> keys{};  // empty: every key the store has
+  Metadata metadata{};
+};
+
+struct SubscribeConfigurationRequest {
+  std::string store{};
+  std::vector<std::string> keys{};  // empty: every key
+  Metadata metadata{};
+};
+
+// One change notification: the keys that changed, with their new values (a deleted key arrives
+// with an empty value, as the store reports it).
+struct ConfigurationUpdate {
+  std::string subscription_id{};
+  ConfigurationItems items{};
+};
+
+// Called on a thread of the client's (one per subscription), one update at a time per
+// subscription. It must not call UnsubscribeConfiguration for its own subscription (deadlock):
+// hand that to another thread.
+using ConfigurationHandler = std::function<void(const ConfigurationUpdate& update)>;
+
+// ---- distributed lock --------------------------------------------------------------------------
+
+struct TryLockRequest {
+  std::string store{};
+  std::string resource{};  // the lock is per (store, resource)
+  std::string owner{};     // only this owner may unlock it
+  int expiry_seconds = 0;  // must be > 0: the lock expires on its own after this
+};
+
+struct UnlockRequest {
+  std::string store{};
+  std::string resource{};
+  std::string owner{};
+};
+
+// Dapr's UnlockResponse.Status: the lock store's answer, not a call failure.
+enum class UnlockStatus { kSuccess, kLockDoesNotExist, kLockBelongsToOthers, kInternalError };
+
 // ---- transports --------------------------------------------------------------------------------
 
 struct RemoteOptions {
@@ -225,6 +364,42 @@ class Client {
   virtual absl::Status DeleteBulkState(const DeleteBulkStateRequest& request) = 0;
   virtual absl::Status ExecuteStateTransaction(const TransactionRequest& request) = 0;
 
+  // Pub/sub. Errors: INVALID_ARGUMENT (unknown pubsub, missing topic, bad metadata),
+  // FAILED_PRECONDITION (no pubsub configured), PERMISSION_DENIED (topic not allowed by scopes),
+  // INTERNAL (the broker failed; for bulk publish when every entry failed Dapr also says INTERNAL).
+  virtual absl::Status PublishEvent(const PublishRequest& request) = 0;
+  virtual absl::StatusOr<BulkPublishResult> BulkPublishEvent(const BulkPublishRequest& request) = 0;
+
+  // Service invocation (InvokeService). Errors: as for InvokeResponse, plus INVALID_ARGUMENT
+  // (unknown verb), UNAVAILABLE / NOT_FOUND... when the target app cannot be reached, and
+  // FAILED_PRECONDITION when the transport has no invocation (embedded without the block).
+  virtual absl::StatusOr<InvokeResponse> InvokeMethod(const InvokeRequest& request) = 0;
+
+  // Secrets. Errors: INVALID_ARGUMENT (unknown store), FAILED_PRECONDITION (no secret store
+  // configured), PERMISSION_DENIED (key not allowed by the store's scopes), NOT_FOUND / INTERNAL
+  // as the store reports a missing key.
+  virtual absl::StatusOr<Secret> GetSecret(const GetSecretRequest& request) = 0;
+  virtual absl::StatusOr<BulkSecret> GetBulkSecret(const GetBulkSecretRequest& request) = 0;
+
+  // Configuration. GetConfiguration returns the requested keys the store has (a missing key is
+  // absent from the map, not an error). SubscribeConfiguration returns once the sidecar has
+  // accepted the subscription, with its id; `handler` then gets every change until
+  // UnsubscribeConfiguration(store, id) returns or the client is destroyed (after either, it is
+  // never called again). Errors: INVALID_ARGUMENT (unknown store), FAILED_PRECONDITION (no
+  // configuration store), INTERNAL (the store failed).
+  virtual absl::StatusOr<ConfigurationItems> GetConfiguration(
+      const GetConfigurationRequest& request) = 0;
+  virtual absl::StatusOr<std::string> SubscribeConfiguration(
+      const SubscribeConfigurationRequest& request, ConfigurationHandler handler) = 0;
+  virtual absl::Status UnsubscribeConfiguration(std::string_view store, std::string_view id) = 0;
+
+  // Distributed lock (Dapr's alpha API). TryLock: true when this owner now holds the lock, false
+  // when somebody else does (not an error). Unlock: the store's verdict. Errors: INVALID_ARGUMENT
+  // (unknown store, empty resource/owner, expiry <= 0), FAILED_PRECONDITION (no lock store),
+  // INTERNAL (the store failed).
+  virtual absl::StatusOr<bool> TryLock(const TryLockRequest& request) = 0;
+  virtual absl::StatusOr<UnlockStatus> Unlock(const UnlockRequest& request) = 0;
+
   // Sidecar metadata (GetMetadata / SetMetadata).
   virtual absl::StatusOr<SidecarMetadata> GetMetadata() = 0;
   virtual absl::Status SetMetadata(std::string_view key, std::string_view value) = 0;
@@ -264,10 +439,85 @@ class Client {
     request.etag = std::move(etag);
     return DeleteState(request);
   }
+  absl::Status PublishEvent(std::string_view pubsub, std::string_view topic, std::string_view data,
+                            std::string_view content_type = "", Metadata metadata = {}) {
+    PublishRequest request;
+    request.pubsub = pubsub;
+    request.topic = topic;
+    request.data = data;
+    request.content_type = content_type;
+    request.metadata = std::move(metadata);
+    return PublishEvent(request);
+  }
+  // Publishes `value` as application/json.
+  absl::Status PublishJson(std::string_view pubsub, std::string_view topic,
+                           const nlohmann::json& value, Metadata metadata = {}) {
+    return PublishEvent(pubsub, topic,
+                        value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                        "application/json", std::move(metadata));
+  }
+  absl::StatusOr<InvokeResponse> InvokeMethod(std::string_view app_id, std::string_view method,
+                                              std::string_view verb = "POST",
+                                              std::string_view data = "",
+                                              std::string_view content_type = "") {
+    InvokeRequest request;
+    request.app_id = app_id;
+    request.method = method;
+    request.verb = verb;
+    request.data = data;
+    request.content_type = content_type;
+    return InvokeMethod(request);
+  }
+  absl::StatusOr<Secret> GetSecret(std::string_view store, std::string_view key) {
+    GetSecretRequest request;
+    request.store = store;
+    request.key = key;
+    return GetSecret(request);
+  }
+  absl::StatusOr<BulkSecret> GetBulkSecret(std::string_view store) {
+    GetBulkSecretRequest request;
+    request.store = store;
+    return GetBulkSecret(request);
+  }
+  absl::StatusOr<ConfigurationItems> GetConfiguration(std::string_view store,
+                                                      std::vector<std::string> keys = {}) {
+    GetConfigurationRequest request;
+    request.store = store;
+    request.keys = std::move(keys);
+    return GetConfiguration(request);
+  }
+  absl::StatusOr<std::string> SubscribeConfiguration(std::string_view store,
+                                                     std::vector<std::string> keys,
+                                                     ConfigurationHandler handler) {
+    SubscribeConfigurationRequest request;
+    request.store = store;
+    request.keys = std::move(keys);
+    return SubscribeConfiguration(request, std::move(handler));
+  }
+  absl::StatusOr<bool> TryLock(std::string_view store, std::string_view resource,
+                               std::string_view owner, int expiry_seconds) {
+    TryLockRequest request;
+    request.store = store;
+    request.resource = resource;
+    request.owner = owner;
+    request.expiry_seconds = expiry_seconds;
+    return TryLock(request);
+  }
+  absl::StatusOr<UnlockStatus> Unlock(std::string_view store, std::string_view resource,
+                                      std::string_view owner) {
+    UnlockRequest request;
+    request.store = store;
+    request.resource = resource;
+    request.owner = owner;
+    return Unlock(request);
+  }
 };
 
 // The google.rpc.ErrorInfo reason a failed call carried ("DAPR_STATE_NOT_FOUND", ...), or "" when
 // the error has none (Dapr's older errors have none, e.g. an etag mismatch).
 std::string ErrorReason(const absl::Status& status);
+
+// The name of an UnlockStatus ("SUCCESS", "LOCK_DOES_NOT_EXIST", ...), as Dapr spells it.
+std::string_view UnlockStatusName(UnlockStatus status);
 
 }  // namespace remora
