@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 
 #include "remora/components/common/metadata.h"
@@ -123,7 +124,165 @@ const RetryPolicy* FindPolicy(const std::vector<ResiliencySpec>& specs, std::str
   return nullptr;
 }
 
+template <typename Policy>
+const Policy* FindIn(const std::vector<ResiliencySpec>& specs,
+                     std::map<std::string, Policy> ResiliencySpec::*member, std::string_view name) {
+  for (const ResiliencySpec& spec : specs) {
+    auto it = (spec.*member).find(std::string(name));
+    if (it != (spec.*member).end()) return &it->second;
+  }
+  return nullptr;
+}
+
+absl::Status ParseCircuitBreaker(const YAML::Node& node, std::string_view where,
+                                 const std::string& field, CircuitBreakerPolicy* policy) {
+  if (!node.IsMap()) return FieldError(where, field, "must be a mapping");
+  for (const auto& entry : node) {
+    const std::string& key = entry.first.Scalar();
+    if (key != "maxRequests" && key != "interval" && key != "timeout" && key != "trip") {
+      log::Warn(where, ": ", field, ".", key, " is not a circuit breaker field; ignored");
+    }
+  }
+  if (YAML::Node max = node["maxRequests"]; max && !max.IsNull()) {
+    int value = 0;
+    if (!max.IsScalar() || !YAML::convert<int>::decode(max, value) || value < 0) {
+      return FieldError(where, field + ".maxRequests", "must be a non-negative integer");
+    }
+    // gobreaker lets one request through when maxRequests is 0.
+    policy->max_requests = std::max(1, value);
+  }
+  if (auto s = ReadDuration(node, "interval", where, field + ".interval", &policy->interval);
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = ReadDuration(node, "timeout", where, field + ".timeout", &policy->timeout);
+      !s.ok()) {
+    return s;
+  }
+  if (YAML::Node trip = node["trip"]; trip && !trip.IsNull()) {
+    if (!trip.IsScalar()) return FieldError(where, field + ".trip", "must be an expression");
+    if (auto s = ParseTripCondition(trip.Scalar(), &policy->trip); !s.ok()) {
+      return FieldError(where, field + ".trip", MessageOf(s));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseAppTargets(const YAML::Node& node, std::string_view where, ResiliencySpec* out) {
+  if (!node.IsMap()) return FieldError(where, "spec.targets.apps", "must be a mapping");
+  for (const auto& entry : node) {
+    const std::string& app = entry.first.Scalar();
+    std::string field = StrCat("spec.targets.apps.", app);
+    const YAML::Node& target = entry.second;
+    if (target.IsNull()) continue;
+    if (!target.IsMap()) return FieldError(where, field, "must be a mapping");
+    ResiliencySpec::AppTarget parsed;
+    for (const auto& item : target) {
+      const std::string& key = item.first.Scalar();
+      std::string* name = key == "timeout"          ? &parsed.timeout
+                          : key == "retry"          ? &parsed.retry
+                          : key == "circuitBreaker" ? &parsed.circuit_breaker
+                                                    : nullptr;
+      if (name == nullptr) {
+        if (key != "circuitBreakerCacheSize") {
+          log::Warn(where, ": ", field, ".", key, " is not an app target field; ignored");
+        }
+        continue;
+      }
+      if (item.second.IsNull()) continue;
+      if (!item.second.IsScalar()) {
+        return FieldError(where, StrCat(field, ".", key), "must name a policy");
+      }
+      *name = item.second.Scalar();
+    }
+    out->apps[app] = std::move(parsed);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+absl::Status ParseTripCondition(std::string_view text, TripCondition* out) {
+  static constexpr std::pair<std::string_view, TripCondition::Count> kCounts[] = {
+      {"consecutiveFailures", TripCondition::Count::kConsecutiveFailures},
+      {"consecutiveSuccesses", TripCondition::Count::kConsecutiveSuccesses},
+      {"requests", TripCondition::Count::kRequests},
+      {"totalFailures", TripCondition::Count::kTotalFailures},
+      {"totalSuccesses", TripCondition::Count::kTotalSuccesses},
+  };
+  // Longest operators first, so ">=" is not read as ">".
+  static constexpr std::pair<std::string_view, TripCondition::Op> kOps[] = {
+      {">=", TripCondition::Op::kGe}, {"<=", TripCondition::Op::kLe},
+      {"==", TripCondition::Op::kEq}, {"!=", TripCondition::Op::kNe},
+      {">", TripCondition::Op::kGt},  {"<", TripCondition::Op::kLt},
+  };
+  auto unsupported = [&](std::string_view why) {
+    return MakeStatus(
+        absl::StatusCode::kInvalidArgument,
+        StrCat("\"", text, "\" is not a supported trip expression (", why,
+               "); use comparisons like `consecutiveFailures > 5` joined by && or ||, on "
+               "consecutiveFailures, consecutiveSuccesses, requests, totalFailures or "
+               "totalSuccesses"));
+  };
+  auto trim = [](std::string_view s) {
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+    return s;
+  };
+  TripCondition parsed;
+  parsed.text = std::string(trim(text));
+  parsed.comparisons.clear();
+  bool has_and = text.find("&&") != std::string_view::npos;
+  bool has_or = text.find("||") != std::string_view::npos;
+  if (has_and && has_or) return unsupported("&& and || mixed");
+  parsed.any = has_or;
+  std::string_view rest = text;
+  std::string_view joiner = has_or ? "||" : "&&";
+  while (true) {
+    size_t end = rest.find(joiner);
+    std::string_view part = trim(rest.substr(0, end));
+    // Parentheses around a comparison are fine; anything else CEL has is not.
+    while (part.size() >= 2 && part.front() == '(' && part.back() == ')') {
+      part = trim(part.substr(1, part.size() - 2));
+    }
+    if (part.empty()) return unsupported("empty comparison");
+    TripCondition::Comparison comparison;
+    size_t name_end = 0;
+    while (name_end < part.size() && std::isalpha(static_cast<unsigned char>(part[name_end]))) {
+      ++name_end;
+    }
+    std::string_view name = part.substr(0, name_end);
+    bool known = false;
+    for (const auto& [count_name, count] : kCounts) {
+      if (name == count_name) {
+        comparison.count = count;
+        known = true;
+      }
+    }
+    if (!known) return unsupported(StrCat("unknown count \"", name, "\""));
+    std::string_view after = trim(part.substr(name_end));
+    bool op_found = false;
+    for (const auto& [op_text, op] : kOps) {
+      if (after.substr(0, op_text.size()) == op_text) {
+        comparison.op = op;
+        after = trim(after.substr(op_text.size()));
+        op_found = true;
+        break;
+      }
+    }
+    if (!op_found) return unsupported("expected a comparison operator");
+    if (after.empty() || after.find_first_not_of("0123456789") != std::string_view::npos ||
+        after.size() > 18) {
+      return unsupported(StrCat("\"", after, "\" is not a non-negative integer"));
+    }
+    comparison.value = std::stoll(std::string(after));
+    parsed.comparisons.push_back(comparison);
+    if (end == std::string_view::npos) break;
+    rest = rest.substr(end + joiner.size());
+  }
+  *out = std::move(parsed);
+  return absl::OkStatus();
+}
 
 milliseconds RetryPolicy::Delay(int retry, double random01) const {
   if (kind == Kind::kConstant) return duration;
@@ -168,11 +327,46 @@ absl::Status ParseResiliencyDocument(const YAML::Node& doc, std::string_view whe
         out->retries[policy.name] = std::move(policy);
       }
     }
+    if (YAML::Node timeouts = policies["timeouts"]; timeouts && !timeouts.IsNull()) {
+      if (!timeouts.IsMap())
+        return FieldError(where, "spec.policies.timeouts", "must be a mapping");
+      for (const auto& entry : timeouts) {
+        std::string name = entry.first.Scalar();
+        std::string field = StrCat("spec.policies.timeouts.", name);
+        if (!entry.second.IsScalar()) return FieldError(where, field, "must be a duration");
+        auto d = components::ParseGoDuration(entry.second.Scalar());
+        if (!d.ok() || d->count() <= 0) {
+          return FieldError(where, field,
+                            StrCat("\"", entry.second.Scalar(),
+                                   "\" is not a positive duration (e.g. 5s, 500ms)"));
+        }
+        out->timeouts[name] = *d;
+      }
+    }
+    if (YAML::Node breakers = policies["circuitBreakers"]; breakers && !breakers.IsNull()) {
+      if (!breakers.IsMap()) {
+        return FieldError(where, "spec.policies.circuitBreakers", "must be a mapping");
+      }
+      for (const auto& entry : breakers) {
+        CircuitBreakerPolicy policy;
+        policy.name = entry.first.Scalar();
+        if (auto s =
+                ParseCircuitBreaker(entry.second, where,
+                                    StrCat("spec.policies.circuitBreakers.", policy.name), &policy);
+            !s.ok()) {
+          return s;
+        }
+        out->circuit_breakers[policy.name] = std::move(policy);
+      }
+    }
   }
   if (YAML::Node targets = spec["targets"]; targets && !targets.IsNull()) {
     if (!targets.IsMap()) return FieldError(where, "spec.targets", "must be a mapping");
     if (YAML::Node components = targets["components"]; components && !components.IsNull()) {
       if (auto s = ParseComponentTargets(components, where, out); !s.ok()) return s;
+    }
+    if (YAML::Node apps = targets["apps"]; apps && !apps.IsNull()) {
+      if (auto s = ParseAppTargets(apps, where, out); !s.ok()) return s;
     }
   }
   return absl::OkStatus();
@@ -187,6 +381,26 @@ absl::Status ValidateResiliencies(const std::vector<ResiliencySpec>& specs) {
         return FieldError(
             spec.source, StrCat("spec.targets.components.", component, ".", direction, ".retry"),
             StrCat("names retry policy \"", *name, "\", which no Resiliency resource defines"));
+      }
+    }
+    for (const auto& [app, target] : spec.apps) {
+      std::string field = StrCat("spec.targets.apps.", app, ".");
+      if (!target.retry.empty() && FindPolicy(specs, target.retry) == nullptr) {
+        return FieldError(spec.source, field + "retry",
+                          StrCat("names retry policy \"", target.retry,
+                                 "\", which no Resiliency resource defines"));
+      }
+      if (!target.timeout.empty() &&
+          FindIn(specs, &ResiliencySpec::timeouts, target.timeout) == nullptr) {
+        return FieldError(spec.source, field + "timeout",
+                          StrCat("names timeout policy \"", target.timeout,
+                                 "\", which no Resiliency resource defines"));
+      }
+      if (!target.circuit_breaker.empty() &&
+          FindIn(specs, &ResiliencySpec::circuit_breakers, target.circuit_breaker) == nullptr) {
+        return FieldError(spec.source, field + "circuitBreaker",
+                          StrCat("names circuit breaker policy \"", target.circuit_breaker,
+                                 "\", which no Resiliency resource defines"));
       }
     }
   }
@@ -209,6 +423,56 @@ std::optional<RetryPolicy> InboundRetryPolicy(const std::vector<ResiliencySpec>&
     if (const RetryPolicy* policy = FindPolicy(specs, fallback)) return *policy;
   }
   return std::nullopt;
+}
+
+TargetPolicy AppPolicy(const std::vector<ResiliencySpec>& specs, std::string_view app_id) {
+  const ResiliencySpec::AppTarget* target = nullptr;
+  for (const ResiliencySpec& spec : specs) {
+    auto it = spec.apps.find(std::string(app_id));
+    if (it != spec.apps.end()) {
+      target = &it->second;
+      break;
+    }
+  }
+  // Dapr's lookup: the target's own policy name, then the app default, then the global default.
+  auto pick = [&](const std::string ResiliencySpec::AppTarget::*member, std::string_view kind,
+                  auto&& find) -> decltype(find(std::string_view())) {
+    if (target != nullptr && !(target->*member).empty()) {
+      if (auto found = find(target->*member)) return found;
+    }
+    if (auto found = find(StrCat("DefaultApp", kind, "Policy"))) return found;
+    return find(StrCat("Default", kind, "Policy"));
+  };
+  TargetPolicy policy;
+  if (const milliseconds* timeout = pick(
+          &ResiliencySpec::AppTarget::timeout, "Timeout",
+          [&](std::string_view name) { return FindIn(specs, &ResiliencySpec::timeouts, name); })) {
+    policy.timeout = *timeout;
+  }
+  if (const RetryPolicy* retry =
+          pick(&ResiliencySpec::AppTarget::retry, "Retry",
+               [&](std::string_view name) { return FindPolicy(specs, name); })) {
+    policy.retry = *retry;
+  } else {
+    policy.builtin_retry = true;
+    if (const RetryPolicy* builtin = FindPolicy(specs, "DaprBuiltInServiceRetries")) {
+      policy.retry = *builtin;
+    } else {
+      policy.retry.name = "DaprBuiltInServiceRetries";
+      policy.retry.kind = RetryPolicy::Kind::kConstant;
+      policy.retry.duration = milliseconds(1000);
+      policy.retry.max_retries = 3;
+    }
+  }
+  if (const CircuitBreakerPolicy* breaker =
+          pick(&ResiliencySpec::AppTarget::circuit_breaker, "CircuitBreaker",
+               [&](std::string_view name) {
+                 return FindIn(specs, &ResiliencySpec::circuit_breakers, name);
+               })) {
+    policy.circuit_breaker = *breaker;
+    policy.breaker_key = StrCat("app:", app_id, "/", breaker->name);
+  }
+  return policy;
 }
 
 }  // namespace remora::runtime

@@ -111,7 +111,7 @@ namespace internal {
 // runner's error.
 using FinishAttempt = absl::AnyInvocable<void(Outcome) &&>;
 using Attempt = absl::AnyInvocable<void(int, FinishAttempt)>;
-void RunAttempts(boost::asio::io_context& io, const TargetPolicy& policy,
+void RunAttempts(boost::asio::io_context& io, std::shared_ptr<const TargetPolicy> policy,
                  std::shared_ptr<CircuitBreaker> breaker, Attempt attempt, DoneCallback done);
 }  // namespace internal
 
@@ -135,12 +135,12 @@ class PolicyRunner {
     Run<T>(std::move(op), nullptr, std::move(done));
   }
 
-  const TargetPolicy& policy() const { return policy_; }
+  const TargetPolicy& policy() const { return *policy_; }
   CircuitBreaker* breaker() const { return breaker_.get(); }
 
  private:
   boost::asio::io_context& io_;
-  const TargetPolicy policy_;
+  const std::shared_ptr<const TargetPolicy> policy_;  // shared with calls in flight
   const std::shared_ptr<CircuitBreaker> breaker_;
 };
 
