@@ -144,24 +144,6 @@ DaprService::DaprService(Blocks blocks, ApiHooks hooks, std::string api_token, b
   return ::grpc::Status::OK;
 }
 
-// A unary call's reactor, counted while the call is in progress (until gRPC is done with it, not
-// just until Finish) so that Drain knows when nothing is left to answer.
-class DaprService::Call final : public ::grpc::ServerUnaryReactor {
- public:
-  explicit Call(std::atomic<int>* calls) : calls_(calls) { calls_->fetch_add(1); }
-  // Runs once gRPC is done with the call (its answer sent or the call cancelled).
-  void AtEnd(std::function<void()> on_done) { on_done_ = std::move(on_done); }
-  void OnDone() override {
-    if (on_done_) on_done_();
-    calls_->fetch_sub(1);
-    delete this;
-  }
-
- private:
-  std::atomic<int>* calls_;
-  std::function<void()> on_done_;
-};
-
 bool DaprService::Drain(std::chrono::system_clock::time_point deadline) {
   draining_.store(true);
   while (calls_.load() > 0) {

@@ -104,6 +104,25 @@ class DaprService final : public v1::Dapr::CallbackService {
   std::atomic<bool> draining_{false};
 };
 
+// A unary call's reactor (defined here so that per-block dapr_service_<block>.cc files can use
+// it), counted while the call is in progress (until gRPC is done with it, not
+// just until Finish) so that Drain knows when nothing is left to answer.
+class DaprService::Call final : public ::grpc::ServerUnaryReactor {
+ public:
+  explicit Call(std::atomic<int>* calls) : calls_(calls) { calls_->fetch_add(1); }
+  // Runs once gRPC is done with the call (its answer sent or the call cancelled).
+  void AtEnd(std::function<void()> on_done) { on_done_ = std::move(on_done); }
+  void OnDone() override {
+    if (on_done_) on_done_();
+    calls_->fetch_sub(1);
+    delete this;
+  }
+
+ private:
+  std::atomic<int>* calls_;
+  std::function<void()> on_done_;
+};
+
 // Every method the server does not know: the RPCs of the Dapr service that our .proto leaves out
 // (actors, workflows, jobs, crypto, conversation), other services (grpc.health.v1 included: daprd
 // does not serve it) and, later, gRPC proxying. Checks the token like any call, then answers
