@@ -7,6 +7,7 @@
 
 #include "blocks/pubsub/cloudevents.h"
 #include "blocks/pubsub/routing.h"
+#include "observability/trace.h"
 #include "remora/components/common/strings.h"
 #include "remora/runtime/asio.h"
 #include "remora/runtime/errors.h"
@@ -435,8 +436,10 @@ void PubSubBlock::Publish(PublishEventRequest request, DoneCallback done) {
     in.topic = request.topic;
     in.pubsub_name = request.pubsub_name;
     in.app_id = options_.app_id;
-    in.traceparent = std::move(request.traceparent);
-    in.tracestate = std::move(request.tracestate);
+    // The event carries the publish span: a child of the caller's trace, or a new trace.
+    auto trace = observability::TraceContext::ForRequest(request.traceparent, request.tracestate);
+    in.traceparent = std::string(trace.traceparent());
+    in.tracestate = trace.tracestate();
     in.metadata = request.metadata;
     in.broker_has_message_ttl = (*component)->pubsub->HasFeature(ps::Feature::kMessageTTL);
     auto envelope = pubsub::BuildEnvelope(in);
@@ -481,6 +484,10 @@ void PubSubBlock::BulkPublish(BulkPublishEventRequest request,
   }
   if (request.entries.empty()) return std::move(done)(BulkPublishEventResult());
   const bool broker_ttl = (*component)->pubsub->HasFeature(ps::Feature::kMessageTTL);
+  // Each entry gets its own span under the caller's trace (or one new trace for the request).
+  std::optional<observability::TraceContext> trace =
+      observability::TraceContext::Parse(request.traceparent, request.tracestate);
+  if (!trace) trace = observability::TraceContext::New();
   std::vector<ps::BulkPublishEntry> entries;
   entries.reserve(request.entries.size());
   for (BulkPublishEventEntry& entry : request.entries) {
@@ -499,8 +506,9 @@ void PubSubBlock::BulkPublish(BulkPublishEventRequest request,
       in.topic = request.topic;
       in.pubsub_name = request.pubsub_name;
       in.app_id = options_.app_id;
-      in.traceparent = request.traceparent;
-      in.tracestate = request.tracestate;
+      observability::TraceContext span = trace->Child();
+      in.traceparent = std::string(span.traceparent());
+      in.tracestate = span.tracestate();
       in.metadata = metadata;
       in.broker_has_message_ttl = broker_ttl;
       auto envelope = pubsub::BuildEnvelope(in);
