@@ -11,6 +11,7 @@
 #include "api/http/routes.h"
 #include "api/http/server.h"
 #include "appchannel/http_app_channel.h"
+#include "blocks/configuration/configuration_block.h"
 #include "blocks/metadata/metadata_block.h"
 #include "blocks/pubsub/pubsub_block.h"
 #include "blocks/secrets/secrets_block.h"
@@ -111,6 +112,7 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Create(const Options& options)
   pubsub.app_id = options.app_id;
   pubsub.io = rt->loops_->contexts.front().get();
   rt->pubsub_ = std::make_unique<PubSubBlock>(std::move(pubsub));
+  rt->configuration_ = std::make_unique<ConfigurationBlock>();
   if (absl::Status s = rt->LoadComponents(); !s.ok()) return s;
   return rt;
 }
@@ -119,7 +121,66 @@ namespace {
 
 // The kinds this build serves; other Dapr kinds in a resources directory are skipped with a
 // warning instead of failing start-up, so existing Dapr resource folders load.
-bool KnownKind(std::string_view kind) { return kind == "state" || kind == "pubsub"; }
+bool KnownKind(std::string_view kind) {
+  return kind == "state" || kind == "pubsub" || kind == "configuration";
+}
+
+// Creates one configuration store into `block`; errors name the file and the component.
+absl::Status LoadConfigurationStore(const ComponentSpec& spec,
+                                    const components::ComponentContext& context,
+                                    const Registry& registry, ConfigurationBlock& block) {
+  const auto* factory = registry.configuration().Find(spec.type, spec.version);
+  if (factory == nullptr) {
+    std::string known;
+    for (const auto& k : registry.configuration().Keys()) {
+      StrAppend(&known, known.empty() ? "" : ", ", k);
+    }
+    return MakeStatus(absl::StatusCode::kNotFound,
+                      StrCat(spec.source.Describe(), ": component ", spec.name, ": unknown type ",
+                             spec.type, "/", spec.version, " (this build has: ", known, ")"));
+  }
+  auto store = (*factory)(context);
+  if (!store.ok()) {
+    return MakeStatus(store.status().code(),
+                      StrCat(spec.source.Describe(), ": component ", spec.name, " (", spec.type,
+                             "): ", MessageOf(store.status())));
+  }
+  for (const std::string& key : context.metadata.Unused()) {
+    log::Warn("component ", spec.name, " (", spec.source.Describe(), "): unknown metadata key '",
+              key, "' is ignored");
+  }
+  block.AddStore(spec.name, spec.type, spec.version, *std::move(store));
+  log::Info("component loaded: ", spec.name, " (", spec.type, "/", spec.version, ")");
+  return absl::OkStatus();
+}
+
+// Creates one lock store into `block`; errors name the file and the component.
+absl::Status LoadLockStore(const ComponentSpec& spec, const components::ComponentContext& context,
+                           const Registry& registry, LockBlock& block) {
+  const auto* factory = registry.lock().Find(spec.type, spec.version);
+  if (factory == nullptr) {
+    std::string known;
+    for (const auto& k : registry.lock().Keys()) StrAppend(&known, known.empty() ? "" : ", ", k);
+    return MakeStatus(absl::StatusCode::kNotFound,
+                      StrCat(spec.source.Describe(), ": component ", spec.name, ": unknown type ",
+                             spec.type, "/", spec.version, " (this build has: ", known, ")"));
+  }
+  auto fail = [&](const absl::Status& s) {
+    return MakeStatus(s.code(), StrCat(spec.source.Describe(), ": component ", spec.name, " (",
+                                       spec.type, "): ", MessageOf(s)));
+  };
+  auto store = (*factory)(context);
+  if (!store.ok()) return fail(store.status());
+  for (const std::string& key : context.metadata.Unused()) {
+    log::Warn("component ", spec.name, " (", spec.source.Describe(), "): unknown metadata key '",
+              key, "' is ignored");
+  }
+  absl::Status added = block.AddStore(spec.name, spec.type, spec.version,
+                                      context.metadata.GetString("keyPrefix"), *std::move(store));
+  if (!added.ok()) return fail(added);
+  log::Info("component loaded: ", spec.name, " (", spec.type, "/", spec.version, ")");
+  return absl::OkStatus();
+}
 
 // Creates one pub/sub component into `block`; errors name the file and the component.
 absl::Status LoadPubSub(const ComponentSpec& spec, components::ComponentContext context,
@@ -306,6 +367,13 @@ absl::Status Runtime::LoadComponents() {
       }
       continue;
     }
+    if (kind == "configuration") {
+      absl::Status s = LoadConfigurationStore(spec, context, registry, *configuration_);
+      if (!s.ok()) {
+        if (absl::Status f = fail(s); !f.ok()) return f;
+      }
+      continue;
+    }
 
     const auto* factory = registry.state().Find(spec.type, spec.version);
     if (factory == nullptr) {
@@ -358,6 +426,9 @@ absl::Status Runtime::LoadComponents() {
       });
   for (const auto& store : secrets_->Stores()) {
     metadata_->AddComponent({store.name, store.type, store.version, store.capabilities});
+  }
+  for (const auto& store : configuration_->Stores()) {
+    metadata_->AddComponent({store.name, store.type, store.version, {}});
   }
   return absl::OkStatus();
 }
@@ -453,6 +524,7 @@ absl::Status Runtime::StartServers() {
       return MakeStatus(absl::StatusCode::kUnavailable, "the gRPC API is starting");
     }
     if (absl::Status s = state_->Health(); !s.ok()) return s;
+    if (absl::Status s = configuration_->Health(); !s.ok()) return s;
     return pubsub_->Health();
   };
   hooks.shutdown = [this](bool force) { RequestShutdown(force); };
@@ -542,6 +614,9 @@ void Runtime::StartSubscriptions() {
     channel.app_api_token = options_.app_api_token;
     channel.max_concurrency = options_.app_max_concurrency;
     app_channel_ = std::make_unique<HttpAppChannel>(*loops_->contexts.front(), std::move(channel));
+    configuration_->SetApp(*loops_->contexts.front(),
+                           {options_.app_channel_address, static_cast<uint16_t>(options_.app_port),
+                            options_.app_api_token});
     pubsub_->Start(app_channel_.get());
   } else if (options_.app_port > 0 && options_.app_protocol != "grpc") {
     log::Warn("--app-protocol ", options_.app_protocol,
@@ -561,6 +636,7 @@ Blocks Runtime::blocks() {
   b.metadata = metadata_.get();
   b.secrets = secrets_.get();
   b.pubsub = pubsub_.get();
+  b.configuration = configuration_.get();
   return b;
 }
 

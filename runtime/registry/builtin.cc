@@ -24,6 +24,9 @@
 #ifdef REMORA_WITH_PUBSUB_KAFKA
 #include "kafka_pubsub.h"
 #endif
+#ifdef REMORA_WITH_CONFIGURATION_REDIS
+#include "redis_configuration.h"
+#endif
 
 namespace remora::runtime {
 
@@ -58,6 +61,10 @@ absl::Status RegisterBuiltinComponents(Registry& registry) {
 #endif
 #ifdef REMORA_WITH_PUBSUB_KAFKA
   status.Update(registry.pubsub().Register("pubsub.kafka", "v1", components::pubsub::kafka::Create));
+#endif
+#ifdef REMORA_WITH_CONFIGURATION_REDIS
+  status.Update(registry.configuration().Register("configuration.redis", "v1",
+                                                  components::configuration::redis::Create));
 #endif
   return status;
 }

@@ -410,35 +410,6 @@ DaprService::Unary* DaprService::InvokeBinding(Ctx* ctx, const v1::InvokeBinding
                                                v1::InvokeBindingResponse*) {
   return NotImplemented(ctx, "InvokeBinding");
 }
-DaprService::Unary* DaprService::GetConfigurationAlpha1(Ctx* ctx,
-                                                        const v1::GetConfigurationRequest*,
-                                                        v1::GetConfigurationResponse*) {
-  return NotImplemented(ctx, "GetConfigurationAlpha1");
-}
-DaprService::Unary* DaprService::GetConfiguration(Ctx* ctx, const v1::GetConfigurationRequest*,
-                                                  v1::GetConfigurationResponse*) {
-  return NotImplemented(ctx, "GetConfiguration");
-}
-::grpc::ServerWriteReactor<v1::SubscribeConfigurationResponse>*
-DaprService::SubscribeConfigurationAlpha1(Ctx* ctx, const v1::SubscribeConfigurationRequest*) {
-  ::grpc::Status status = Authorize(*ctx);
-  return new FinishedReactor<::grpc::ServerWriteReactor<v1::SubscribeConfigurationResponse>>(
-      status.ok() ? Unimplemented("SubscribeConfigurationAlpha1") : status);
-}
-::grpc::ServerWriteReactor<v1::SubscribeConfigurationResponse>* DaprService::SubscribeConfiguration(
-    Ctx* ctx, const v1::SubscribeConfigurationRequest*) {
-  ::grpc::Status status = Authorize(*ctx);
-  return new FinishedReactor<::grpc::ServerWriteReactor<v1::SubscribeConfigurationResponse>>(
-      status.ok() ? Unimplemented("SubscribeConfiguration") : status);
-}
-DaprService::Unary* DaprService::UnsubscribeConfigurationAlpha1(
-    Ctx* ctx, const v1::UnsubscribeConfigurationRequest*, v1::UnsubscribeConfigurationResponse*) {
-  return NotImplemented(ctx, "UnsubscribeConfigurationAlpha1");
-}
-DaprService::Unary* DaprService::UnsubscribeConfiguration(
-    Ctx* ctx, const v1::UnsubscribeConfigurationRequest*, v1::UnsubscribeConfigurationResponse*) {
-  return NotImplemented(ctx, "UnsubscribeConfiguration");
-}
 DaprService::Unary* DaprService::TryLockAlpha1(Ctx* ctx, const v1::TryLockRequest*,
                                                v1::TryLockResponse*) {
   return NotImplemented(ctx, "TryLockAlpha1");

@@ -358,6 +358,12 @@ void DaprHttpApi::Route(Call& call) {
     if (s[3] == "bulk") return GetBulkSecret(call, s[2]);
     return GetSecret(call, s[2], s[3]);
   }
+  if ((v1 || s[0] == "v1.0-alpha1") && group == "configuration" && s.size() >= 3 &&
+      method == beast_http::verb::get) {
+    if (s.size() == 3) return GetConfiguration(call, s[2]);
+    if (s.size() == 4 && s[3] == "subscribe") return SubscribeConfiguration(call, s[2]);
+    if (s.size() == 5 && s[4] == "unsubscribe") return UnsubscribeConfiguration(call, s[2], s[3]);
+  }
   Fallback(call);
 }
 

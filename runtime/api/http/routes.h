@@ -49,6 +49,10 @@ class DaprHttpApi : public Handler {
   void GetMetadata(Call& call);
   void GetSecret(Call& call, std::string_view store, std::string_view key);
   void GetBulkSecret(Call& call, std::string_view store);
+  // routes_configuration.cc
+  void GetConfiguration(Call& call, std::string_view store);
+  void SubscribeConfiguration(Call& call, std::string_view store);
+  void UnsubscribeConfiguration(Call& call, std::string_view store, std::string_view id);
   void Publish(Call& call, std::string pubsub, std::string topic);
   void BulkPublish(Call& call, std::string pubsub, std::string topic);
 

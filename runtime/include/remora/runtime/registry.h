@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "remora/components/common/context.h"
 #include "remora/components/common/strings.h"
+#include "remora/components/configuration/store.h"
 #include "remora/components/pubsub/pubsub.h"
 #include "remora/components/secretstores/secretstore.h"
 #include "remora/components/state/store.h"
@@ -58,6 +59,10 @@ class Registry {
   const KindRegistry<components::state::Store>& state() const { return state_; }
   KindRegistry<components::pubsub::PubSub>& pubsub() { return pubsub_; }
   const KindRegistry<components::pubsub::PubSub>& pubsub() const { return pubsub_; }
+  KindRegistry<components::configuration::Store>& configuration() { return configuration_; }
+  const KindRegistry<components::configuration::Store>& configuration() const {
+    return configuration_;
+  }
   KindRegistry<components::secretstores::SecretStore>& secretstores() { return secretstores_; }
   const KindRegistry<components::secretstores::SecretStore>& secretstores() const {
     return secretstores_;
@@ -67,6 +72,7 @@ class Registry {
   KindRegistry<components::state::Store> state_;
   KindRegistry<components::pubsub::PubSub> pubsub_;
   KindRegistry<components::secretstores::SecretStore> secretstores_;
+  KindRegistry<components::configuration::Store> configuration_;
 };
 
 // Registers every component compiled into this build (CMake options REMORA_<KIND>_<NAME>).

@@ -24,6 +24,7 @@ class MetadataBlock;
 class PubSubBlock;
 class AppChannel;
 class SecretsBlock;
+class ConfigurationBlock;
 class Registry;
 struct ComponentSpec;
 
@@ -77,6 +78,7 @@ class Runtime {
   // The HTTP app channel (--app-protocol http with --app-port); outlives pubsub_, which uses it.
   std::unique_ptr<AppChannel> app_channel_;
   std::unique_ptr<PubSubBlock> pubsub_;  // destroyed before loops_, which its brokers run on
+  std::unique_ptr<ConfigurationBlock> configuration_;  // destroyed before loops_, like pubsub_
   std::unique_ptr<Servers> servers_;
   std::atomic<bool> ready_{false};
   std::atomic<int> shutdown_{0};  // 0 running, 1 graceful, 2 forced
