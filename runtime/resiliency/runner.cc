@@ -156,6 +156,16 @@ struct Call : std::enable_shared_from_this<Call> {
 
 }  // namespace
 
+constexpr char kUnreachablePayload[] = "type.remora.dev/resiliency.unreachable";
+
+void MarkUnreachable(absl::Status& status) {
+  if (!status.ok()) status.SetPayload(kUnreachablePayload, absl::Cord("1"));
+}
+
+bool IsUnreachable(const absl::Status& status) {
+  return status.GetPayload(kUnreachablePayload).has_value();
+}
+
 // --- CircuitBreaker ---
 
 CircuitBreaker::CircuitBreaker(CircuitBreakerPolicy policy, Clock clock)

@@ -58,6 +58,13 @@ enum class Outcome {
   kPermanent,    // counts for the breaker, never retried (e.g. a request the target rejects)
 };
 
+// Marks an error as "the target could not be reached" (a callee sidecar that is down, gRPC
+// UNAVAILABLE/UNAUTHENTICATED between sidecars), so that a classifier can tell it from other
+// errors after it was wrapped into a Dapr error (the mark is a status payload and survives
+// errors::Make-style rewrapping only when copied: mark the final status).
+void MarkUnreachable(absl::Status& status);
+bool IsUnreachable(const absl::Status& status);
+
 // gobreaker's state machine with Dapr's settings (CircuitBreakerPolicy).
 //   closed: every request goes through; counts reset every `interval` (0: never); a failure that
 //     makes `trip` true opens it.

@@ -371,6 +371,18 @@ TEST(CircuitBreakerTest, IntervalClearsClosedCountsAndStaleResultsAreIgnored) {
   EXPECT_EQ(breaker.state(), CircuitBreaker::State::kOpen);
 }
 
+TEST(UnreachableMarkTest, SurvivesCopiesAndIsAbsentOtherwise) {
+  absl::Status status = absl::InternalError("failed to invoke, id: b, err: connection refused");
+  EXPECT_FALSE(IsUnreachable(status));
+  MarkUnreachable(status);
+  absl::Status copy = status;
+  EXPECT_TRUE(IsUnreachable(copy));
+  EXPECT_EQ(copy.message(), status.message());
+  absl::Status ok = absl::OkStatus();
+  MarkUnreachable(ok);
+  EXPECT_TRUE(ok.ok());
+}
+
 TEST_F(RunnerTest, AppPoliciesShareOneBreakerPerApp) {
   AppPolicies policies(io_, {});
   EXPECT_EQ(policies.ForApp("a"), policies.ForApp("a"));
