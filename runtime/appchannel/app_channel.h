@@ -6,6 +6,8 @@
 // gRPC module, runtime/api/grpc). Building blocks only see this interface.
 
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -51,6 +53,24 @@ struct TopicEvent {
 
 enum class EventStatus { kSuccess, kRetry, kDrop };
 
+// Several events of one subscription for one route, delivered in one call when the subscription
+// has bulkSubscribe enabled (contract §2.13 "Bulk delivery").
+struct BulkTopicEvent {
+  struct Entry {
+    std::string entry_id;      // unique within the batch; the app answers per entry id
+    nlohmann::json event;      // the CloudEvent (object)
+    std::string content_type;  // of `event`: application/cloudevents+json for CloudEvents
+    std::map<std::string, std::string> metadata;  // the entry's broker metadata
+  };
+  std::string pubsub_name;
+  std::string topic;
+  std::string path;  // the route every entry matched
+  std::vector<Entry> entries;
+};
+
+// The app's answer per entry id. An entry the map leaves out counts as kRetry.
+using BulkEventStatuses = std::map<std::string, EventStatus>;
+
 // One service-invocation call for the local app (contract §1.4 OnInvoke, §2.1). The same shape
 // whether it came from the local HTTP/gRPC API or from another sidecar.
 struct InvokeRequest {
@@ -84,6 +104,13 @@ class AppChannel {
   // an error: retriable.
   virtual void DeliverEvent(TopicEvent event, Callback<EventStatus> done) = 0;
 
+  // Delivers a batch (bulkSubscribe). HTTP: one POST with Dapr's bulk body, the app answers
+  // statuses per entryId (404 → every entry kDrop). gRPC: OnBulkTopicEvent. The callback's error
+  // means "every entry failed" (retriable). The default delivers entry by entry through
+  // DeliverEvent, concurrently, and answers once all have answered (an entry's error → kRetry):
+  // for channels without a bulk call.
+  virtual void BulkDeliver(BulkTopicEvent bulk, Callback<BulkEventStatuses> done);
+
   // Calls a method of the app. Any answer the app gives, error statuses included, is a response;
   // the callback's error is for a transport failure (app not listening, timeout): UNAVAILABLE or
   // DEADLINE_EXCEEDED with a message naming the app's address.
@@ -98,5 +125,36 @@ class AppChannel {
   // gRPC AppCallbackHealthCheck.HealthCheck. OK when healthy.
   virtual void CheckHealth(DoneCallback done) { std::move(done)(absl::OkStatus()); }
 };
+
+inline void AppChannel::BulkDeliver(BulkTopicEvent bulk, Callback<BulkEventStatuses> done) {
+  struct Collect {
+    std::mutex mu;
+    BulkEventStatuses statuses;
+    size_t left = 0;
+    Callback<BulkEventStatuses> done;
+  };
+  if (bulk.entries.empty()) return std::move(done)(BulkEventStatuses());
+  auto collect = std::make_shared<Collect>();
+  collect->left = bulk.entries.size();
+  collect->done = std::move(done);
+  for (BulkTopicEvent::Entry& entry : bulk.entries) {
+    TopicEvent event;
+    event.cloud_event = std::move(entry.event);
+    event.pubsub_name = bulk.pubsub_name;
+    event.topic = bulk.topic;
+    event.path = bulk.path;
+    event.metadata = std::move(entry.metadata);
+    DeliverEvent(std::move(event),
+                 [collect, id = std::move(entry.entry_id)](absl::StatusOr<EventStatus> status) {
+                   Callback<BulkEventStatuses> finished;
+                   {
+                     std::lock_guard lock(collect->mu);
+                     collect->statuses[id] = status.ok() ? *status : EventStatus::kRetry;
+                     if (--collect->left == 0) finished = std::move(collect->done);
+                   }
+                   if (finished) std::move(finished)(std::move(collect->statuses));
+                 });
+  }
+}
 
 }  // namespace remora::runtime

@@ -8,6 +8,7 @@
 
 #include "remora/components/common/http/client.h"
 #include "remora/components/common/strings.h"
+#include "remora/components/common/uuid.h"
 #include "remora/runtime/asio.h"
 #include "remora/runtime/log.h"
 
@@ -161,6 +162,41 @@ absl::StatusOr<EventStatus> EventStatusFromResponse(int http_status, const std::
   if (http_status == 404) return EventStatus::kDrop;
   return MakeStatus(absl::StatusCode::kUnavailable,
                     StrCat("the app answered HTTP ", http_status, ": ", Excerpt(body)));
+}
+
+absl::StatusOr<BulkEventStatuses> BulkStatusesFromResponse(
+    int http_status, const std::string& body, const std::vector<std::string>& entry_ids) {
+  BulkEventStatuses out;
+  if (http_status == 404) {
+    for (const std::string& id : entry_ids) out[id] = EventStatus::kDrop;
+    return out;
+  }
+  if (http_status < 200 || http_status > 299) {
+    return MakeStatus(absl::StatusCode::kUnavailable,
+                      StrCat("the app answered HTTP ", http_status, ": ", Excerpt(body)));
+  }
+  json answer = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  auto statuses = answer.is_object() ? answer.find("statuses") : answer.end();
+  if (answer.is_discarded() || !answer.is_object() || statuses == answer.end() ||
+      !statuses->is_array()) {
+    // Unlike a single event, a bulk answer without statuses says nothing about any entry.
+    return MakeStatus(absl::StatusCode::kUnavailable,
+                      StrCat("the app's bulk answer has no \"statuses\" array: ", Excerpt(body)));
+  }
+  for (const json& item : *statuses) {
+    if (!item.is_object()) continue;
+    std::string id;
+    std::string status;
+    if (!StringMember(item, "entryId", &id) || !StringMember(item, "status", &status)) continue;
+    EventStatus mapped = EventStatus::kRetry;
+    if (status.empty() || status == "SUCCESS") {
+      mapped = EventStatus::kSuccess;
+    } else if (status == "DROP") {
+      mapped = EventStatus::kDrop;
+    }
+    out[id] = mapped;
+  }
+  return out;
 }
 
 // Shared with the callbacks of requests in flight, which may outlive the channel: `client` is
@@ -355,6 +391,52 @@ void HttpAppChannel::DeliverEvent(TopicEvent event, Callback<EventStatus> done) 
                                         StrCat("POST ", target, ": ", MessageOf(status.status()))));
     }
     std::move(done)(*status);
+  });
+}
+
+void HttpAppChannel::BulkDeliver(BulkTopicEvent bulk, Callback<BulkEventStatuses> done) {
+  http::Request request;
+  request.method = "POST";
+  request.target = Path(bulk.path);
+  request.timeout = impl_->options.event_timeout;
+  request.headers.emplace_back("Content-Type", "application/json");
+  request.headers.emplace_back("pubsubname", bulk.pubsub_name);
+  if (!impl_->options.app_api_token.empty()) {
+    request.headers.emplace_back("dapr-api-token", impl_->options.app_api_token);
+  }
+  json entries = json::array();
+  std::vector<std::string> ids;
+  ids.reserve(bulk.entries.size());
+  for (BulkTopicEvent::Entry& entry : bulk.entries) {
+    json metadata = json::object();
+    for (auto& [k, v] : entry.metadata) metadata[k] = std::move(v);
+    entries.push_back({{"entryId", entry.entry_id},
+                       {"event", std::move(entry.event)},
+                       {"contentType", std::move(entry.content_type)},
+                       {"metadata", std::move(metadata)}});
+    ids.push_back(std::move(entry.entry_id));
+  }
+  json body = {{"id", NewUuid()},
+               {"type", "com.dapr.event.sent.bulk"},
+               {"topic", bulk.topic},
+               {"pubsubname", bulk.pubsub_name},
+               {"metadata", json::object()},
+               {"entries", std::move(entries)}};
+  request.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  std::string target = request.target;
+  impl_->Send(std::move(request), [done = std::move(done), target = std::move(target),
+                                   ids = std::move(ids)](
+                                      absl::StatusOr<http::Response> result) mutable {
+    if (!result.ok()) return std::move(done)(result.status());
+    auto statuses = BulkStatusesFromResponse(result->status, result->body, ids);
+    if (!statuses.ok()) {
+      return std::move(done)(MakeStatus(
+          statuses.status().code(), StrCat("POST ", target, ": ", MessageOf(statuses.status()))));
+    }
+    if (result->status == 404) {
+      log::Error("the app answered 404 to bulk POST ", target, ": ", ids.size(), " events dropped");
+    }
+    std::move(done)(*std::move(statuses));
   });
 }
 

@@ -17,6 +17,16 @@
 //   404 → kDrop
 //   any other status → an error (retriable), naming the status; transport failures likewise.
 //
+// BulkDeliver (bulkSubscribe): POST /<path> with `application/json` and Dapr's bulk body
+// {"id","type":"com.dapr.event.sent.bulk","topic","pubsubname","metadata":{},"entries":[{"entryId",
+// "event","contentType","metadata"}]}, the same headers as DeliverEvent but the broker metadata
+// (it is per entry, in the body). The answer:
+//   2xx {"statuses":[{"entryId","status"}]} → per entry, statuses read as for one event ("" and
+//       SUCCESS → kSuccess, DROP → kDrop, anything else → kRetry); entries not listed → kRetry
+//   2xx with a body that is not such an object → an error (every entry retried)
+//   404 → every entry kDrop; any other status → an error (every entry retried).
+// One bulk request counts as one request for --app-max-concurrency.
+//
 // --app-max-concurrency: at most `max_concurrency` requests are in the app at once (<= 0: no
 // limit); the rest wait in FIFO order inside the channel, without blocking any thread.
 //
@@ -55,6 +65,10 @@ absl::StatusOr<std::vector<SubscriptionSpec>> ParseSubscribeResponse(const std::
 // The app's answer to an event POST, mapped as described above.
 absl::StatusOr<EventStatus> EventStatusFromResponse(int http_status, const std::string& body);
 
+// The app's answer to a bulk POST for the entries `entry_ids`, mapped as described above.
+absl::StatusOr<BulkEventStatuses> BulkStatusesFromResponse(
+    int http_status, const std::string& body, const std::vector<std::string>& entry_ids);
+
 class HttpAppChannel : public AppChannel {
  public:
   HttpAppChannel(boost::asio::io_context& io, HttpAppChannelOptions options);
@@ -62,6 +76,7 @@ class HttpAppChannel : public AppChannel {
 
   void ListSubscriptions(Callback<std::vector<SubscriptionSpec>> done) override;
   void DeliverEvent(TopicEvent event, Callback<EventStatus> done) override;
+  void BulkDeliver(BulkTopicEvent bulk, Callback<BulkEventStatuses> done) override;
 
  private:
   struct Impl;

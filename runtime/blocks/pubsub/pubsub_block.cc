@@ -124,6 +124,10 @@ struct PubSubBlock::Component {
   }
 };
 
+namespace {
+struct Delivery;
+}  // namespace
+
 // One subscription at run time. The gate (mu/closed/running) makes "once Close() returns, the
 // app channel / streaming callback is not called again" hold across threads.
 struct PubSubBlock::Active {
@@ -144,6 +148,12 @@ struct PubSubBlock::Active {
   int running = 0;
   std::map<uint64_t, std::shared_ptr<asio::steady_timer>> timers;  // pending retries
   uint64_t next_timer = 0;
+  // bulkSubscribe: the batch being filled per route, sent when full or when its timer fires.
+  struct Batch {
+    std::vector<std::shared_ptr<Delivery>> items;
+    std::shared_ptr<asio::steady_timer> timer;
+  };
+  std::map<std::string, std::shared_ptr<Batch>> batches;
 
   static std::vector<const Active*>& Inside() {
     static thread_local std::vector<const Active*> inside;
@@ -174,12 +184,15 @@ struct PubSubBlock::Active {
     doomed.reset();  // the broker stops and waits for its handler calls in progress
     const int own = static_cast<int>(std::count(Inside().begin(), Inside().end(), this));
     std::map<uint64_t, std::shared_ptr<asio::steady_timer>> pending;
+    std::map<std::string, std::shared_ptr<Batch>> filling;
     {
       std::unique_lock lock(mu);
       cv.wait(lock, [&] { return running <= own; });
       pending.swap(timers);
+      filling.swap(batches);
     }
-    for (auto& [id, timer] : pending) timer->cancel();  // each nacks its message
+    for (auto& [id, timer] : pending) timer->cancel();           // each nacks its message
+    for (auto& [path, batch] : filling) batch->timer->cancel();  // nacks the batch's messages
   }
 };
 
@@ -285,8 +298,103 @@ void OnAnswer(const DeliveryPtr& d, absl::StatusOr<EventStatus> answer) {
   ScheduleRetry(d);
 }
 
+// Sends a batch of a bulk subscription and hands each entry's answer to OnAnswer, so that every
+// entry goes its own way (ack, dead-letter topic, or a retry that joins a later batch).
+void SendBatch(const std::shared_ptr<Active>& sub_ptr, const std::string& path,
+               std::vector<DeliveryPtr> items) {
+  Active& sub = *sub_ptr;
+  if (!sub.Enter()) {
+    for (const DeliveryPtr& d : items) {
+      Finish(d, absl::CancelledError("the subscription was stopped"));
+    }
+    return;
+  }
+  BulkTopicEvent bulk;
+  bulk.pubsub_name = sub.spec.pubsub_name;
+  bulk.topic = sub.spec.topic;
+  bulk.path = path;
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const DeliveryPtr& d = items[i];
+    BulkTopicEvent::Entry entry;
+    // Entry ids only need to be unique within the batch; the index keeps them short.
+    entry.entry_id = StrCat(static_cast<uint64_t>(i));
+    entry.event = d->event;
+    entry.content_type = "application/cloudevents+json";
+    entry.metadata = d->message.metadata;
+    ids.push_back(entry.entry_id);
+    bulk.entries.push_back(std::move(entry));
+  }
+  sub.channel->BulkDeliver(std::move(bulk), [items = std::move(items), ids = std::move(ids)](
+                                                absl::StatusOr<BulkEventStatuses> answer) {
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (!answer.ok()) {
+        OnAnswer(items[i], answer.status());
+        continue;
+      }
+      auto it = answer->find(ids[i]);
+      OnAnswer(items[i], it == answer->end() ? EventStatus::kRetry : it->second);
+    }
+  });
+  sub.Leave();
+}
+
+// Adds `d` to its route's batch: sent at once when it reaches maxMessagesCount, else when the
+// batch is maxAwaitDurationMs old. (The broker's own in-flight limit, e.g. Redis `concurrency`,
+// caps how many messages can wait in a batch at a time.)
+void Enqueue(const DeliveryPtr& d) {
+  const std::shared_ptr<Active>& sub = d->sub;
+  const size_t max_count = static_cast<size_t>(std::max(1, sub->spec.bulk.max_messages_count));
+  std::vector<DeliveryPtr> full;
+  std::shared_ptr<Active::Batch> started;
+  bool stopped = false;
+  {
+    std::lock_guard lock(sub->mu);
+    if (sub->closed) {
+      stopped = true;
+    } else {
+      std::shared_ptr<Active::Batch>& batch = sub->batches[d->path];
+      if (batch == nullptr) {
+        batch = std::make_shared<Active::Batch>();
+        batch->timer = std::make_shared<asio::steady_timer>(
+            *sub->io, std::chrono::milliseconds(std::max(0, sub->spec.bulk.max_await_duration_ms)));
+        started = batch;
+      }
+      batch->items.push_back(d);
+      if (batch->items.size() >= max_count) {
+        full.swap(batch->items);
+        batch->timer->cancel();
+        sub->batches.erase(d->path);
+      }
+    }
+  }
+  if (stopped) return Finish(d, absl::CancelledError("the subscription was stopped"));
+  if (started) {
+    started->timer->async_wait(
+        [sub, path = d->path, batch = started](const boost::system::error_code& ec) {
+          std::vector<DeliveryPtr> items;
+          {
+            std::lock_guard lock(sub->mu);
+            auto it = sub->batches.find(path);
+            if (it != sub->batches.end() && it->second == batch) sub->batches.erase(it);
+            items.swap(batch->items);  // empty when the batch was sent full
+          }
+          if (items.empty()) return;
+          if (ec) {
+            for (const DeliveryPtr& item : items) {
+              Finish(item, absl::CancelledError("the subscription was stopped"));
+            }
+            return;
+          }
+          SendBatch(sub, path, std::move(items));
+        });
+  }
+  if (!full.empty()) SendBatch(sub, d->path, std::move(full));
+}
+
 void Attempt(const DeliveryPtr& d) {
   Active& sub = *d->sub;
+  if (sub.spec.bulk.enabled && !sub.streaming) return Enqueue(d);
   if (!sub.Enter()) return Finish(d, absl::CancelledError("the subscription was stopped"));
   TopicEvent event;
   event.cloud_event = d->event;
