@@ -12,6 +12,8 @@
 #include "api/http/server.h"
 #include "appchannel/http_app_channel.h"
 #include "blocks/configuration/configuration_block.h"
+#include "blocks/invocation/app_health.h"
+#include "blocks/invocation/invocation_block.h"
 #include "blocks/metadata/metadata_block.h"
 #include "blocks/pubsub/pubsub_block.h"
 #include "blocks/secrets/secrets_block.h"
@@ -323,6 +325,7 @@ absl::Status Runtime::LoadComponents() {
   auto configuration = LoadConfiguration(options_.config_files);
   if (!configuration.ok()) return configuration.status();
   secrets_ = std::make_unique<SecretsBlock>(std::move(configuration->secret_scopes));
+  if (absl::Status s = CreateInvocation(configuration->name_resolution); !s.ok()) return s;
   if (absl::Status s = LoadSecretStores(resources.components, registry); !s.ok()) return s;
 
   for (const ComponentSpec& spec : resources.components) {
@@ -510,6 +513,28 @@ absl::Status Runtime::LoadSecretStores(const std::vector<ComponentSpec>& specs,
   return absl::OkStatus();
 }
 
+// Service invocation: the block, and the name resolver that finds other apps' sidecars
+// (Configuration spec.nameResolution; the shared-directory resolver by default).
+absl::Status Runtime::CreateInvocation(
+    const std::optional<ConfigurationSpec::NameResolution>& spec) {
+  nameresolution::Config config;
+  if (spec) {
+    config.component = spec->component;
+    config.version = spec->version;
+    config.configuration = spec->configuration;
+  }
+  auto resolver = nameresolution::CreateResolver(config);
+  if (!resolver.ok()) return resolver.status();
+  resolver_ = *std::move(resolver);
+  InvocationBlock::Options invocation;
+  invocation.app_id = options_.app_id;
+  invocation.namespace_ = options_.namespace_;
+  invocation.io = loops_->contexts.front().get();
+  invocation.resolver = resolver_.get();
+  invocation_ = std::make_unique<InvocationBlock>(std::move(invocation));
+  return absl::OkStatus();
+}
+
 absl::Status Runtime::StartServers() {
   http::ApiHooks hooks;
   hooks.ready = [this] {
@@ -559,6 +584,10 @@ void Runtime::StartGrpc() {
   config.max_message_size = options_.max_body_size;
   config.api_token = options_.api_token;
   config.api_logging = options_.enable_api_logging.value_or(false);
+  config.internal_port = options_.dapr_internal_grpc_port;
+  if (!options_.dapr_internal_grpc_listen_address.empty()) {
+    config.internal_listen_addresses = {options_.dapr_internal_grpc_listen_address};
+  }
   grpc::ApiHooks hooks;
   hooks.shutdown = [this](bool force) { RequestShutdown(force); };
   servers_->grpc_starter = std::thread([this, config = std::move(config),
@@ -573,6 +602,8 @@ void Runtime::StartGrpc() {
       return;
     }
     int port = (*api)->port();
+    // Announced before the sidecar reports outbound-ready, so peers find it once it is ready.
+    RegisterInternalPort((*api)->internal_port());
     servers_->grpc = *std::move(api);
     servers_->grpc_port.store(port);
     auto took = std::chrono::duration_cast<std::chrono::microseconds>(
@@ -587,6 +618,35 @@ void Runtime::StartGrpc() {
 // faults need, besides taking CPU. So the load waits until the first health probe has been
 // answered, which is what a supervisor or an SDK waiting for the sidecar sends first, or
 // kGrpcStartDelay when nobody probes. False when a shutdown came first.
+// Announces this sidecar to the name resolver once the internal API listens. Other sidecars
+// reach it on DAPR_HOST_IP when set, else on the first internal listen address (loopback by
+// default; a wildcard address announces the host name).
+void Runtime::RegisterInternalPort(int port) {
+  if (port <= 0 || !resolver_ || options_.app_id.empty()) return;
+  nameresolution::Registration self;
+  self.app_id = options_.app_id;
+  self.namespace_ = options_.namespace_;
+  self.port = port;
+  const char* host_ip = std::getenv("DAPR_HOST_IP");
+  const std::vector<std::string> addresses =
+      options_.dapr_internal_grpc_listen_address.empty()
+          ? options_.dapr_listen_addresses
+          : std::vector<std::string>{options_.dapr_internal_grpc_listen_address};
+  if (host_ip != nullptr && *host_ip != 0) {
+    self.host = host_ip;
+  } else if (!addresses.empty() && addresses.front() != "0.0.0.0" && addresses.front() != "::" &&
+             addresses.front() != "[::]") {
+    self.host = addresses.front();
+  } else {
+    char name[256] = {};
+    ::gethostname(name, sizeof(name) - 1);
+    self.host = name;
+  }
+  if (absl::Status s = resolver_->Register(self); !s.ok()) {
+    log::Error("name resolution: ", MessageOf(s), "; other sidecars cannot call this app");
+  }
+}
+
 bool Runtime::AwaitGrpcStartSlot() {
   constexpr auto kGrpcStartDelay = std::chrono::milliseconds(100);
   {
@@ -613,10 +673,23 @@ void Runtime::StartSubscriptions() {
     channel.app_id = options_.app_id;
     channel.app_api_token = options_.app_api_token;
     channel.max_concurrency = options_.app_max_concurrency;
+    channel.health_check_path = options_.app_health_check_path;
+    channel.health_probe_timeout = std::chrono::milliseconds(options_.app_health_probe_timeout_ms);
     app_channel_ = std::make_unique<HttpAppChannel>(*loops_->contexts.front(), std::move(channel));
     configuration_->SetApp(*loops_->contexts.front(),
                            {options_.app_channel_address, static_cast<uint16_t>(options_.app_port),
                             options_.app_api_token});
+    invocation_->SetAppChannel(app_channel_.get());
+    if (options_.enable_app_health_check) {
+      AppHealthMonitor::Options health;
+      health.interval = std::chrono::seconds(std::max(1, options_.app_health_probe_interval_s));
+      health.threshold = std::max(1, options_.app_health_threshold);
+      // Unhealthy: invocations into the app fail at once (pub/sub deliveries are not paused
+      // yet: PubSubBlock has no pause).
+      app_health_ = std::make_unique<AppHealthMonitor>(
+          *loops_->contexts.front(), *app_channel_, health,
+          [this](bool healthy) { invocation_->SetAppHealthy(healthy); });
+    }
     pubsub_->Start(app_channel_.get());
   } else if (options_.app_port > 0 && options_.app_protocol != "grpc") {
     log::Warn("--app-protocol ", options_.app_protocol,
@@ -636,6 +709,7 @@ Blocks Runtime::blocks() {
   b.metadata = metadata_.get();
   b.secrets = secrets_.get();
   b.pubsub = pubsub_.get();
+  b.invocation = invocation_.get();
   b.configuration = configuration_.get();
   return b;
 }
@@ -669,6 +743,7 @@ int Runtime::Wait() {
     servers_->cv.wait(lock, [this] { return shutdown_.load() != 0; });
   }
   ready_.store(false);
+  if (resolver_) resolver_->Unregister();  // other sidecars stop choosing this one first
   if (servers_->http) servers_->http->Stop();
   // Let requests already accepted finish (their writes are acknowledged to clients) before the
   // loops stop; bounded by --dapr-graceful-shutdown-seconds.
@@ -683,6 +758,9 @@ int Runtime::Wait() {
   // Messages being delivered get the rest of the grace period to be acked; what is still in
   // flight after that is nacked when the app channel closes, and the brokers redeliver it.
   pubsub_->Shutdown(deadline);
+  app_health_.reset();
+  invocation_->SetAppChannel(nullptr);
+  invocation_->Shutdown();
   app_channel_.reset();
   // Give the last responses a moment to leave the socket.
   std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -49,6 +49,35 @@ bool IsHeaderValue(std::string_view s) {
   return std::none_of(s.begin(), s.end(), [](char c) { return c == '\r' || c == '\n' || c == 0; });
 }
 
+// RFC 9110 §7.6.1 connection-specific headers, plus those the HTTP client computes itself: a
+// proxy must not forward them.
+bool IsHopByHop(std::string_view name) {
+  static constexpr std::string_view kHop[] = {"connection",
+                                              "keep-alive",
+                                              "proxy-connection",
+                                              "proxy-authenticate",
+                                              "proxy-authorization",
+                                              "te",
+                                              "trailer",
+                                              "transfer-encoding",
+                                              "upgrade",
+                                              "host",
+                                              "content-length"};
+  return std::any_of(std::begin(kHop), std::end(kHop), [&](std::string_view h) {
+    return h.size() == name.size() &&
+           std::equal(h.begin(), h.end(), name.begin(), [](char a, char b) {
+             return a == std::tolower(static_cast<unsigned char>(b));
+           });
+  });
+}
+
+bool IsNamed(std::string_view name, std::string_view lower) {
+  return name.size() == lower.size() &&
+         std::equal(lower.begin(), lower.end(), name.begin(), [](char a, char b) {
+           return a == std::tolower(static_cast<unsigned char>(b));
+         });
+}
+
 std::string Path(std::string_view path) {
   if (!path.empty() && path.front() == '/') return std::string(path);
   return StrCat("/", path);
@@ -330,6 +359,16 @@ struct HttpAppChannel::Impl : std::enable_shared_from_this<Impl> {
          });
   }
 
+  // Health probes skip the --app-max-concurrency queue: a busy app is not an unhealthy one.
+  void SendNow(http::Request request, Callback<http::Response> done) {
+    std::unique_lock lock(mu);
+    if (client == nullptr) {
+      lock.unlock();
+      return std::move(done)(absl::CancelledError("the app channel is closed"));
+    }
+    client->Send(options.host, options.port, std::move(request), std::move(done));
+  }
+
   asio::io_context& io;
   const HttpAppChannelOptions options;
   std::mutex mu;
@@ -437,6 +476,67 @@ void HttpAppChannel::BulkDeliver(BulkTopicEvent bulk, Callback<BulkEventStatuses
       log::Error("the app answered 404 to bulk POST ", target, ": ", ids.size(), " events dropped");
     }
     std::move(done)(*std::move(statuses));
+  });
+}
+
+void HttpAppChannel::Invoke(InvokeRequest request, Callback<InvokeResponse> done) {
+  http::Request out;
+  out.method = request.verb.empty() ? "POST" : std::move(request.verb);
+  out.target = Path(request.method);
+  if (!request.query.empty()) StrAppend(&out.target, "?", request.query);
+  out.timeout = impl_->options.invoke_timeout;
+  out.headers.reserve(request.headers.size() + 2);
+  for (auto& [name, value] : request.headers) {
+    if (IsHopByHop(name) || IsNamed(name, "content-type") || IsNamed(name, "dapr-api-token") ||
+        !IsToken(name) || !IsHeaderValue(value)) {
+      continue;
+    }
+    out.headers.emplace_back(std::move(name), std::move(value));
+  }
+  if (!request.content_type.empty()) {
+    out.headers.emplace_back("Content-Type", std::move(request.content_type));
+  }
+  if (!impl_->options.app_api_token.empty()) {
+    out.headers.emplace_back("dapr-api-token", impl_->options.app_api_token);
+  }
+  out.body = std::move(request.data);
+  impl_->Send(std::move(out),
+              [done = std::move(done)](absl::StatusOr<http::Response> result) mutable {
+                if (!result.ok()) return std::move(done)(result.status());
+                InvokeResponse response;
+                response.http_status = result->status;
+                response.data = std::move(result->body);
+                response.headers.reserve(result->headers.size());
+                for (auto& [name, value] : result->headers) {
+                  if (IsHopByHop(name)) continue;
+                  if (IsNamed(name, "content-type")) {
+                    response.content_type = value;
+                    continue;
+                  }
+                  response.headers.emplace_back(std::move(name), std::move(value));
+                }
+                std::move(done)(std::move(response));
+              });
+}
+
+void HttpAppChannel::CheckHealth(DoneCallback done) {
+  http::Request request;
+  request.method = "GET";
+  request.target = Path(impl_->options.health_check_path);
+  request.timeout = impl_->options.health_probe_timeout;
+  if (!impl_->options.app_api_token.empty()) {
+    request.headers.emplace_back("dapr-api-token", impl_->options.app_api_token);
+  }
+  std::string target = request.target;
+  impl_->SendNow(std::move(request), [done = std::move(done), target = std::move(target)](
+                                         absl::StatusOr<http::Response> result) mutable {
+    if (!result.ok()) return std::move(done)(result.status());
+    if (result->status < 200 || result->status > 299) {
+      return std::move(done)(
+          MakeStatus(absl::StatusCode::kUnavailable,
+                     StrCat("app health probe GET ", target, " answered HTTP ", result->status)));
+    }
+    std::move(done)(absl::OkStatus());
   });
 }
 

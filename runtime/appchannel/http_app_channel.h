@@ -17,6 +17,13 @@
 //   404 → kDrop
 //   any other status → an error (retriable), naming the status; transport failures likewise.
 //
+// Invoke: `<verb> /<method>?<query>` with the request's headers (hop-by-hop ones dropped),
+// Content-Type, and `dapr-api-token` when APP_API_TOKEN is set, on the keep-alive pool. Every
+// status the app answers is a response (status, headers minus hop-by-hop ones, body).
+//
+// CheckHealth: GET <health_check_path>; 2xx is healthy, anything else (or no answer within
+// health_probe_timeout) is UNAVAILABLE.
+//
 // BulkDeliver (bulkSubscribe): POST /<path> with `application/json` and Dapr's bulk body
 // {"id","type":"com.dapr.event.sent.bulk","topic","pubsubname","metadata":{},"entries":[{"entryId",
 // "event","contentType","metadata"}]}, the same headers as DeliverEvent but the broker metadata
@@ -56,7 +63,8 @@ struct HttpAppChannelOptions {
   std::chrono::milliseconds subscribe_timeout{5000};
   // An app slower than this on one event counts as a failure (and the event is retried).
   std::chrono::milliseconds event_timeout{60000};
-};
+  // Service invocation: an app slower than this fails the call with DEADLINE_EXCEEDED.
+  std::chrono::milliseconds invoke_timeout{60000};
 
 // Parses the body of GET /dapr/subscribe. Items without pubsubname or topic are an error naming
 // the item's index.
@@ -76,6 +84,8 @@ class HttpAppChannel : public AppChannel {
 
   void ListSubscriptions(Callback<std::vector<SubscriptionSpec>> done) override;
   void DeliverEvent(TopicEvent event, Callback<EventStatus> done) override;
+  void Invoke(InvokeRequest request, Callback<InvokeResponse> done) override;
+  void CheckHealth(DoneCallback done) override;
   void BulkDeliver(BulkTopicEvent bulk, Callback<BulkEventStatuses> done) override;
 
  private:

@@ -93,6 +93,37 @@ absl::Status ParseSecretScopes(const YAML::Node& spec, const SourceLocation& whe
   return absl::OkStatus();
 }
 
+absl::Status ParseNameResolution(const YAML::Node& spec, const SourceLocation& where,
+                                 ConfigurationSpec* out) {
+  YAML::Node nr = spec["nameResolution"];
+  if (!nr || nr.IsNull()) return absl::OkStatus();
+  if (!nr.IsMap()) return FieldError(where, "spec.nameResolution", "must be a mapping");
+  ConfigurationSpec::NameResolution parsed;
+  for (const char* key : {"component", "version"}) {
+    YAML::Node v = nr[key];
+    if (!v || v.IsNull()) continue;
+    if (!v.IsScalar())
+      return FieldError(where, StrCat("spec.nameResolution.", key), "must be a string");
+    (key[0] == 'c' ? parsed.component : parsed.version) = v.Scalar();
+  }
+  if (YAML::Node conf = nr["configuration"]; conf && !conf.IsNull()) {
+    if (!conf.IsMap()) {
+      return FieldError(where, "spec.nameResolution.configuration", "must be a mapping");
+    }
+    for (const auto& item : conf) {
+      std::string key = item.first.Scalar();
+      if (item.second.IsNull()) continue;
+      if (!item.second.IsScalar()) {
+        return FieldError(where, StrCat("spec.nameResolution.configuration.", key),
+                          "must be a string (nested values are not supported)");
+      }
+      parsed.configuration[key] = item.second.Scalar();
+    }
+  }
+  out->name_resolution = std::move(parsed);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 bool SecretsScope::IsSecretAllowed(std::string_view key) const {
@@ -131,6 +162,7 @@ absl::Status ParseConfiguration(const std::string& yaml_text, const std::string&
       if (!spec || spec.IsNull()) continue;
       if (!spec.IsMap()) return FieldError(where, "spec", "must be a mapping");
       if (absl::Status s = ParseSecretScopes(spec, where, out); !s.ok()) return s;
+      if (absl::Status s = ParseNameResolution(spec, where, out); !s.ok()) return s;
     } catch (const YAML::Exception& e) {
       return MakeStatus(absl::StatusCode::kInvalidArgument,
                         StrCat(where.Describe(), ": ", e.what()));

@@ -36,7 +36,6 @@ constexpr std::string_view kIgnoredValueFlags[] = {
     "--sentry-request-jwt-audiences",
     "--profile-port",
     "--unix-domain-socket",
-    "--dapr-internal-grpc-listen-address",
     "--dapr-public-listen-address",
     "--allowed-origins",
     "--disable-init-endpoints",
@@ -204,8 +203,10 @@ ParseResult ParseCommandLine(int argc, const char* const* argv) {
   app.add_option("--dapr-http-port", o.dapr_http_port, "HTTP API port")->check(PortValidator());
   app.add_option("--dapr-grpc-port", o.dapr_grpc_port, "gRPC API port")->check(PortValidator());
   app.add_option("--dapr-internal-grpc-port", o.dapr_internal_grpc_port,
-                 "Sidecar-to-sidecar gRPC port (0: derived from the app id)")
+                 "Sidecar-to-sidecar gRPC port (0: a free port)")
       ->check(PortValidator());
+  app.add_option("--dapr-internal-grpc-listen-address", o.dapr_internal_grpc_listen_address,
+                 "Bind address of the sidecar-to-sidecar port (default: the API addresses)");
   app.add_option("--dapr-public-port", o.dapr_public_port, "Public health/metadata port (0: none)")
       ->check(PortValidator());
   std::string listen_addresses;

@@ -59,6 +59,7 @@ struct TestApp::Impl {
     Event event;
     event.method = std::string(req.method_string());
     event.path = path;
+    if (size_t q = target.find('?'); q != std::string::npos) event.query = target.substr(q + 1);
     for (const auto& field : req) {
       std::string name(field.name_string());
       std::transform(name.begin(), name.end(), name.begin(),

@@ -38,6 +38,8 @@ class TestApp {
   struct Event {
     std::string method;
     std::string path;
+    // The query string, raw, without '?'.
+    std::string query;
     std::map<std::string, std::string> headers;  // names lower-cased
     std::string body;
     nlohmann::json json;  // the body parsed, or null when it is not JSON

@@ -34,6 +34,10 @@ struct ApiConfig {
   uint64_t max_message_size = 4 * 1024 * 1024;  // receive and send limit (--max-body-size)
   std::string api_token;                        // DAPR_API_TOKEN; empty: no check
   bool api_logging = false;
+  // The sidecar-to-sidecar API (proto/remora/internal/v1/invoke.proto), served when
+  // Blocks.invocation is set: its port (0: a free one) and addresses (empty: listen_addresses).
+  int internal_port = 0;
+  std::vector<std::string> internal_listen_addresses;
 };
 
 // A running gRPC API server.
@@ -49,6 +53,9 @@ class Api {
   // Returns when every call has completed, so the building blocks (and the event loops their
   // callbacks run on) must still be alive. Must not be called from a gRPC callback.
   virtual void Shutdown(std::chrono::system_clock::time_point deadline) = 0;
+
+  // The port of the sidecar-to-sidecar API; 0 when it is not served.
+  virtual int internal_port() const { return 0; }
 };
 
 // Builds the service and listens on every address with one port. Blocks for as long as gRPC

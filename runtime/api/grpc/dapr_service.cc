@@ -379,10 +379,6 @@ DaprService::Unary* DaprService::Shutdown(Ctx* ctx, const v1::ShutdownRequest*, 
 
 // ---- not implemented yet -------------------------------------------------------------------
 
-DaprService::Unary* DaprService::InvokeService(Ctx* ctx, const v1::InvokeServiceRequest*,
-                                               common::InvokeResponse*) {
-  return NotImplemented(ctx, "InvokeService");
-}
 DaprService::Unary* DaprService::QueryStateAlpha1(Ctx* ctx, const v1::QueryStateRequest*,
                                                   v1::QueryStateResponse*) {
   return NotImplemented(ctx, "QueryStateAlpha1");

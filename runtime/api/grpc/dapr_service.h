@@ -56,9 +56,11 @@ class DaprService final : public v1::Dapr::CallbackService {
   Unary* GetBulkSecret(Ctx* ctx, const v1::GetBulkSecretRequest* req,
                        v1::GetBulkSecretResponse* res) override;
 
+  // Service invocation: dapr_service_invoke.cc.
+  Unary* InvokeService(Ctx* ctx, const v1::InvokeServiceRequest* req,
+                       ::dapr::proto::common::v1::InvokeResponse* res) override;
+
   // Declared in our .proto but not implemented yet: UNIMPLEMENTED naming the RPC.
-  Unary* InvokeService(Ctx* ctx, const v1::InvokeServiceRequest*,
-                       ::dapr::proto::common::v1::InvokeResponse*) override;
   Unary* QueryStateAlpha1(Ctx* ctx, const v1::QueryStateRequest*, v1::QueryStateResponse*) override;
   Unary* PublishEvent(Ctx* ctx, const v1::PublishEventRequest*, Empty*) override;
   Unary* BulkPublishEventAlpha1(Ctx* ctx, const v1::BulkPublishRequest*,

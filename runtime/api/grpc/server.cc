@@ -15,6 +15,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "api/grpc/dapr_service.h"
+#include "api/grpc/internal_invoke.h"
 #include "remora/components/common/strings.h"
 
 namespace remora::runtime::grpc {
@@ -85,7 +86,28 @@ class Server final : public Api {
 
   int port() const override { return port_; }
 
+  int internal_port() const override { return internal_ ? internal_->port() : 0; }
+
+  // The sidecar-to-sidecar API and the invoker other sidecars are called through.
+  absl::Status StartInternal(Blocks blocks, const ApiConfig& config) {
+    if (blocks.invocation == nullptr) return absl::OkStatus();
+    auto internal = InternalApi::Start(*blocks.invocation,
+                                       config.internal_listen_addresses.empty()
+                                           ? config.listen_addresses
+                                           : config.internal_listen_addresses,
+                                       config.internal_port, config.max_message_size);
+    if (!internal.ok()) return internal.status();
+    internal_ = *std::move(internal);
+    invocation_ = blocks.invocation;
+    invocation_->SetRemoteInvoker(&internal_->invoker());
+    return absl::OkStatus();
+  }
+
   void Shutdown(std::chrono::system_clock::time_point deadline) override {
+    if (internal_) {
+      invocation_->SetRemoteInvoker(nullptr);
+      internal_->Shutdown(deadline);
+    }
     if (!server_) return;
     // Calls in progress get until `deadline`; then gRPC closes connections at once instead of
     // waiting for idle clients to hang up (see DaprService::Drain).
@@ -142,6 +164,8 @@ class Server final : public Api {
 
  private:
   // Declared before `server_`, which is destroyed (shut down) first.
+  InvocationBlock* invocation_ = nullptr;
+  std::unique_ptr<InternalApi> internal_;
   DaprService service_;
   UnknownMethods unknown_;
   std::unique_ptr<::grpc::Server> server_;
@@ -151,6 +175,7 @@ class Server final : public Api {
 absl::StatusOr<std::unique_ptr<Api>> Start(Blocks blocks, ApiHooks hooks, ApiConfig config) {
   auto server = std::make_unique<Server>(blocks, std::move(hooks), config);
   if (absl::Status s = server->Listen(config); !s.ok()) return s;
+  if (absl::Status s = server->StartInternal(blocks, config); !s.ok()) return s;
   return std::unique_ptr<Api>(std::move(server));
 }
 

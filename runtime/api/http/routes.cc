@@ -367,26 +367,7 @@ void DaprHttpApi::Route(Call& call) {
   Fallback(call);
 }
 
-// Dapr sends every unmatched request to service invocation.
-void DaprHttpApi::Fallback(Call& call) {
-  const auto& s = call.segments;
-  std::string app_id;
-  if (auto it = call.request.find("dapr-app-id"); it != call.request.end()) {
-    app_id = std::string(it->value());
-  } else if (s.size() >= 4 && s[0] == "v1.0" && s[1] == "invoke" && s[3] == "method") {
-    app_id = s[2];
-  }
-  if (app_id.empty()) {
-    return std::move(call.responder)
-        .Error(errors::Make(Code::kDirectInvokeNoAppId,
-                            "failed getting app id either from the URL path or the header "
-                            "dapr-app-id"));
-  }
-  std::move(call.responder)
-      .Error(errors::Make(Code::kDirectInvoke,
-                          StrCat("failed to invoke, id: ", app_id,
-                                 ", err: service invocation is not available in this build")));
-}
+// Fallback (service invocation, every request no route takes) is in routes_invoke.cc.
 
 void DaprHttpApi::GetState(Call& call, std::string_view store, std::string_view key) {
   state::GetRequest request;

@@ -15,8 +15,10 @@
 //         allowedSecrets: ["db-password"]
 //         deniedSecrets: []
 //
-// Parsed so far: spec.secrets.scopes.
+// Parsed so far: spec.secrets.scopes, spec.nameResolution.
 
+#include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,6 +45,14 @@ struct ConfigurationSpec {
   std::vector<std::string> names;  // metadata.name of every Configuration read, for logs
   // At most one entry per store: a later file's entry replaces an earlier one's.
   std::vector<SecretsScope> secret_scopes;
+  // spec.nameResolution {component, version, configuration}; a later file's replaces an earlier
+  // one's. `configuration` keeps scalar values (as strings); nested values are an error.
+  struct NameResolution {
+    std::string component;
+    std::string version;
+    std::map<std::string, std::string> configuration;
+  };
+  std::optional<NameResolution> name_resolution;
 };
 
 // Reads every `--config` file in order. A file that cannot be read or parsed, or that has a

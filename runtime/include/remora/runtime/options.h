@@ -17,7 +17,9 @@ struct Options {
   int app_max_concurrency = -1;  // -1: unlimited
   int dapr_http_port = 3500;
   int dapr_grpc_port = 50001;
-  int dapr_internal_grpc_port = 0;  // 0: derived from the app id later
+  int dapr_internal_grpc_port = 0;  // 0: a free port
+  // --dapr-internal-grpc-listen-address; empty: dapr_listen_addresses.
+  std::string dapr_internal_grpc_listen_address;
   int dapr_public_port = 0;         // 0: no public listener
   // Bind addresses of the API ports. Default: loopback only (unlike daprd's all-interfaces).
   std::vector<std::string> dapr_listen_addresses = {"127.0.0.1"};

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "blocks/blocks.h"
+#include "remora/runtime/config_resource.h"
 #include "remora/runtime/options.h"
 
 namespace boost::asio {
@@ -27,6 +28,11 @@ class SecretsBlock;
 class ConfigurationBlock;
 class Registry;
 struct ComponentSpec;
+class InvocationBlock;
+class AppHealthMonitor;
+namespace nameresolution {
+class Resolver;
+}
 
 class Runtime {
  public:
@@ -65,6 +71,8 @@ class Runtime {
   absl::Status LoadComponents();
   absl::Status LoadSecretStores(const std::vector<ComponentSpec>& specs, const Registry& registry);
   void StartGrpc();
+  absl::Status CreateInvocation(const std::optional<ConfigurationSpec::NameResolution>& spec);
+  void RegisterInternalPort(int port);
   void StartSubscriptions();
   bool AwaitGrpcStartSlot();
 
@@ -78,6 +86,10 @@ class Runtime {
   // The HTTP app channel (--app-protocol http with --app-port); outlives pubsub_, which uses it.
   std::unique_ptr<AppChannel> app_channel_;
   std::unique_ptr<PubSubBlock> pubsub_;  // destroyed before loops_, which its brokers run on
+  std::unique_ptr<nameresolution::Resolver> resolver_;
+  // Uses app_channel_ and resolver_; app_health_ probes app_channel_.
+  std::unique_ptr<InvocationBlock> invocation_;
+  std::unique_ptr<AppHealthMonitor> app_health_;
   std::unique_ptr<ConfigurationBlock> configuration_;  // destroyed before loops_, like pubsub_
   std::unique_ptr<Servers> servers_;
   std::atomic<bool> ready_{false};
