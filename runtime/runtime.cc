@@ -601,6 +601,19 @@ void Runtime::StartGrpc() {
       RequestShutdown(false);
       return;
     }
+    // --app-protocol grpc: the module supplies the app channel, and the subscriptions start with
+    // it before outbound health (what SDKs wait for) reports the gRPC API up.
+    if (options_.app_port > 0 && options_.app_protocol == "grpc") {
+      grpc::AppChannelConfig channel;
+      channel.host = options_.app_channel_address;
+      channel.port = options_.app_port;
+      channel.app_api_token = options_.app_api_token;
+      channel.max_concurrency = options_.app_max_concurrency;
+      channel.health_timeout = std::chrono::milliseconds(options_.app_health_probe_timeout_ms);
+      app_channel_ = (*api)->CreateAppChannel(std::move(channel));
+      invocation_->SetAppChannel(app_channel_.get());
+      pubsub_->Start(app_channel_.get());
+    }
     int port = (*api)->port();
     // Announced before the sidecar reports outbound-ready, so peers find it once it is ready.
     RegisterInternalPort((*api)->internal_port());

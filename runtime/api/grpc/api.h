@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "appchannel/app_channel.h"
 #include "blocks/blocks.h"
 
 namespace remora::runtime::grpc {
@@ -40,6 +41,19 @@ struct ApiConfig {
   std::vector<std::string> internal_listen_addresses;
 };
 
+// The gRPC app channel (--app-protocol grpc): the app's AppCallback server at host:port.
+struct AppChannelConfig {
+  std::string host = "127.0.0.1";  // --app-channel-address
+  int port = 0;                    // --app-port
+  std::string app_api_token;       // APP_API_TOKEN; sent as `dapr-api-token` metadata when set
+  int max_concurrency = -1;        // --app-max-concurrency; <= 0: unlimited
+  // ListTopicSubscriptions waits this long for the app to listen (it may still be starting).
+  std::chrono::milliseconds subscribe_wait{30000};
+  std::chrono::milliseconds event_timeout{60000};   // one OnTopicEvent
+  std::chrono::milliseconds invoke_timeout{60000};  // one OnInvoke
+  std::chrono::milliseconds health_timeout{500};    // one HealthCheck (--app-health-probe-timeout)
+};
+
 // A running gRPC API server.
 class Api {
  public:
@@ -56,6 +70,14 @@ class Api {
 
   // The port of the sidecar-to-sidecar API; 0 when it is not served.
   virtual int internal_port() const { return 0; }
+
+  // The sidecar -> app channel over the app's AppCallback service (api/grpc/grpc_app_channel.h),
+  // built here because gRPC lives in this module. It does not depend on the server: the caller
+  // owns it and may destroy it before or after Shutdown (not from one of its own callbacks).
+  virtual std::unique_ptr<AppChannel> CreateAppChannel(AppChannelConfig config) {
+    (void)config;
+    return nullptr;
+  }
 };
 
 // Builds the service and listens on every address with one port. Blocks for as long as gRPC

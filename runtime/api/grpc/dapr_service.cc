@@ -383,25 +383,6 @@ DaprService::Unary* DaprService::QueryStateAlpha1(Ctx* ctx, const v1::QueryState
                                                   v1::QueryStateResponse*) {
   return NotImplemented(ctx, "QueryStateAlpha1");
 }
-DaprService::Unary* DaprService::PublishEvent(Ctx* ctx, const v1::PublishEventRequest*, Empty*) {
-  return NotImplemented(ctx, "PublishEvent");
-}
-DaprService::Unary* DaprService::BulkPublishEventAlpha1(Ctx* ctx, const v1::BulkPublishRequest*,
-                                                        v1::BulkPublishResponse*) {
-  return NotImplemented(ctx, "BulkPublishEventAlpha1");
-}
-DaprService::Unary* DaprService::BulkPublishEvent(Ctx* ctx, const v1::BulkPublishRequest*,
-                                                  v1::BulkPublishResponse*) {
-  return NotImplemented(ctx, "BulkPublishEvent");
-}
-::grpc::ServerBidiReactor<v1::SubscribeTopicEventsRequestAlpha1,
-                          v1::SubscribeTopicEventsResponseAlpha1>*
-DaprService::SubscribeTopicEventsAlpha1(Ctx* ctx) {
-  ::grpc::Status status = Authorize(*ctx);
-  return new FinishedReactor<::grpc::ServerBidiReactor<v1::SubscribeTopicEventsRequestAlpha1,
-                                                       v1::SubscribeTopicEventsResponseAlpha1>>(
-      status.ok() ? Unimplemented("SubscribeTopicEventsAlpha1") : status);
-}
 DaprService::Unary* DaprService::InvokeBinding(Ctx* ctx, const v1::InvokeBindingRequest*,
                                                v1::InvokeBindingResponse*) {
   return NotImplemented(ctx, "InvokeBinding");

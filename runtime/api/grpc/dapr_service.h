@@ -62,11 +62,12 @@ class DaprService final : public v1::Dapr::CallbackService {
 
   // Declared in our .proto but not implemented yet: UNIMPLEMENTED naming the RPC.
   Unary* QueryStateAlpha1(Ctx* ctx, const v1::QueryStateRequest*, v1::QueryStateResponse*) override;
-  Unary* PublishEvent(Ctx* ctx, const v1::PublishEventRequest*, Empty*) override;
-  Unary* BulkPublishEventAlpha1(Ctx* ctx, const v1::BulkPublishRequest*,
-                                v1::BulkPublishResponse*) override;
-  Unary* BulkPublishEvent(Ctx* ctx, const v1::BulkPublishRequest*,
-                          v1::BulkPublishResponse*) override;
+  // Pub/sub: dapr_service_pubsub.cc.
+  Unary* PublishEvent(Ctx* ctx, const v1::PublishEventRequest* req, Empty* res) override;
+  Unary* BulkPublishEventAlpha1(Ctx* ctx, const v1::BulkPublishRequest* req,
+                                v1::BulkPublishResponse* res) override;
+  Unary* BulkPublishEvent(Ctx* ctx, const v1::BulkPublishRequest* req,
+                          v1::BulkPublishResponse* res) override;
   ::grpc::ServerBidiReactor<v1::SubscribeTopicEventsRequestAlpha1,
                             v1::SubscribeTopicEventsResponseAlpha1>*
   SubscribeTopicEventsAlpha1(Ctx* ctx) override;

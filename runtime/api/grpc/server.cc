@@ -15,6 +15,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "api/grpc/dapr_service.h"
+#include "api/grpc/grpc_app_channel.h"
 #include "api/grpc/internal_invoke.h"
 #include "remora/components/common/strings.h"
 
@@ -85,6 +86,10 @@ class Server final : public Api {
   ~Server() override { Shutdown(std::chrono::system_clock::now()); }
 
   int port() const override { return port_; }
+
+  std::unique_ptr<AppChannel> CreateAppChannel(AppChannelConfig config) override {
+    return std::make_unique<GrpcAppChannel>(std::move(config));
+  }
 
   int internal_port() const override { return internal_ ? internal_->port() : 0; }
 
