@@ -14,6 +14,7 @@
 #include "blocks/configuration/configuration_block.h"
 #include "blocks/invocation/app_health.h"
 #include "blocks/invocation/invocation_block.h"
+#include "blocks/lock/lock_block.h"
 #include "blocks/metadata/metadata_block.h"
 #include "blocks/pubsub/pubsub_block.h"
 #include "blocks/secrets/secrets_block.h"
@@ -114,6 +115,7 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Create(const Options& options)
   pubsub.app_id = options.app_id;
   pubsub.io = rt->loops_->contexts.front().get();
   rt->pubsub_ = std::make_unique<PubSubBlock>(std::move(pubsub));
+  rt->lock_ = std::make_unique<LockBlock>(options.app_id);
   rt->configuration_ = std::make_unique<ConfigurationBlock>();
   if (absl::Status s = rt->LoadComponents(); !s.ok()) return s;
   return rt;
@@ -124,7 +126,7 @@ namespace {
 // The kinds this build serves; other Dapr kinds in a resources directory are skipped with a
 // warning instead of failing start-up, so existing Dapr resource folders load.
 bool KnownKind(std::string_view kind) {
-  return kind == "state" || kind == "pubsub" || kind == "configuration";
+  return kind == "state" || kind == "pubsub" || kind == "lock" || kind == "configuration";
 }
 
 // Creates one configuration store into `block`; errors name the file and the component.
@@ -370,6 +372,13 @@ absl::Status Runtime::LoadComponents() {
       }
       continue;
     }
+    if (kind == "lock") {
+      absl::Status s = LoadLockStore(spec, context, registry, *lock_);
+      if (!s.ok()) {
+        if (absl::Status f = fail(s); !f.ok()) return f;
+      }
+      continue;
+    }
     if (kind == "configuration") {
       absl::Status s = LoadConfigurationStore(spec, context, registry, *configuration_);
       if (!s.ok()) {
@@ -428,6 +437,9 @@ absl::Status Runtime::LoadComponents() {
         metadata->SetSubscriptions(std::move(subscriptions));
       });
   for (const auto& store : secrets_->Stores()) {
+    metadata_->AddComponent({store.name, store.type, store.version, store.capabilities});
+  }
+  for (const auto& store : lock_->Stores()) {
     metadata_->AddComponent({store.name, store.type, store.version, store.capabilities});
   }
   for (const auto& store : configuration_->Stores()) {
@@ -549,6 +561,7 @@ absl::Status Runtime::StartServers() {
       return MakeStatus(absl::StatusCode::kUnavailable, "the gRPC API is starting");
     }
     if (absl::Status s = state_->Health(); !s.ok()) return s;
+    if (absl::Status s = lock_->Health(); !s.ok()) return s;
     if (absl::Status s = configuration_->Health(); !s.ok()) return s;
     return pubsub_->Health();
   };
@@ -722,6 +735,7 @@ Blocks Runtime::blocks() {
   b.metadata = metadata_.get();
   b.secrets = secrets_.get();
   b.pubsub = pubsub_.get();
+  b.lock = lock_.get();
   b.invocation = invocation_.get();
   b.configuration = configuration_.get();
   return b;

@@ -24,6 +24,9 @@
 #ifdef REMORA_WITH_PUBSUB_KAFKA
 #include "kafka_pubsub.h"
 #endif
+#ifdef REMORA_WITH_LOCK_REDIS
+#include "redis_lock.h"
+#endif
 #ifdef REMORA_WITH_CONFIGURATION_REDIS
 #include "redis_configuration.h"
 #endif
@@ -61,6 +64,9 @@ absl::Status RegisterBuiltinComponents(Registry& registry) {
 #endif
 #ifdef REMORA_WITH_PUBSUB_KAFKA
   status.Update(registry.pubsub().Register("pubsub.kafka", "v1", components::pubsub::kafka::Create));
+#endif
+#ifdef REMORA_WITH_LOCK_REDIS
+  status.Update(registry.lock().Register("lock.redis", "v1", components::lock::redis::Create));
 #endif
 #ifdef REMORA_WITH_CONFIGURATION_REDIS
   status.Update(registry.configuration().Register("configuration.redis", "v1",

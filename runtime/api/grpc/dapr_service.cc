@@ -387,14 +387,6 @@ DaprService::Unary* DaprService::InvokeBinding(Ctx* ctx, const v1::InvokeBinding
                                                v1::InvokeBindingResponse*) {
   return NotImplemented(ctx, "InvokeBinding");
 }
-DaprService::Unary* DaprService::TryLockAlpha1(Ctx* ctx, const v1::TryLockRequest*,
-                                               v1::TryLockResponse*) {
-  return NotImplemented(ctx, "TryLockAlpha1");
-}
-DaprService::Unary* DaprService::UnlockAlpha1(Ctx* ctx, const v1::UnlockRequest*,
-                                              v1::UnlockResponse*) {
-  return NotImplemented(ctx, "UnlockAlpha1");
-}
 
 ::grpc::ServerGenericBidiReactor* UnknownMethods::CreateReactor(
     ::grpc::GenericCallbackServerContext* ctx) {

@@ -85,6 +85,7 @@ class DaprService final : public v1::Dapr::CallbackService {
                                         v1::UnsubscribeConfigurationResponse*) override;
   Unary* UnsubscribeConfiguration(Ctx* ctx, const v1::UnsubscribeConfigurationRequest*,
                                   v1::UnsubscribeConfigurationResponse*) override;
+  // Implemented in dapr_service_lock.cc.
   Unary* TryLockAlpha1(Ctx* ctx, const v1::TryLockRequest*, v1::TryLockResponse*) override;
   Unary* UnlockAlpha1(Ctx* ctx, const v1::UnlockRequest*, v1::UnlockResponse*) override;
 

@@ -354,6 +354,10 @@ void DaprHttpApi::Route(Call& call) {
     }
     if (v1) return Publish(call, s[2], JoinFrom(s, 3));
   }
+  if (s[0] == "v1.0-alpha1" && s.size() == 3 && method == beast_http::verb::post) {
+    if (group == "lock") return TryLock(call, s[2]);
+    if (group == "unlock") return Unlock(call, s[2]);
+  }
   if (v1 && group == "secrets" && s.size() == 4 && method == beast_http::verb::get) {
     if (s[3] == "bulk") return GetBulkSecret(call, s[2]);
     return GetSecret(call, s[2], s[3]);

@@ -55,6 +55,9 @@ class DaprHttpApi : public Handler {
   void UnsubscribeConfiguration(Call& call, std::string_view store, std::string_view id);
   void Publish(Call& call, std::string pubsub, std::string topic);
   void BulkPublish(Call& call, std::string pubsub, std::string topic);
+  // routes_lock.cc
+  void TryLock(Call& call, std::string_view store);
+  void Unlock(Call& call, std::string_view store);
 
   Blocks blocks_;
   StateBlock& state_;

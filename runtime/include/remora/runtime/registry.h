@@ -16,6 +16,7 @@
 #include "remora/components/common/context.h"
 #include "remora/components/common/strings.h"
 #include "remora/components/configuration/store.h"
+#include "remora/components/lock/store.h"
 #include "remora/components/pubsub/pubsub.h"
 #include "remora/components/secretstores/secretstore.h"
 #include "remora/components/state/store.h"
@@ -63,6 +64,8 @@ class Registry {
   const KindRegistry<components::configuration::Store>& configuration() const {
     return configuration_;
   }
+  KindRegistry<components::lock::Store>& lock() { return lock_; }
+  const KindRegistry<components::lock::Store>& lock() const { return lock_; }
   KindRegistry<components::secretstores::SecretStore>& secretstores() { return secretstores_; }
   const KindRegistry<components::secretstores::SecretStore>& secretstores() const {
     return secretstores_;
@@ -72,6 +75,7 @@ class Registry {
   KindRegistry<components::state::Store> state_;
   KindRegistry<components::pubsub::PubSub> pubsub_;
   KindRegistry<components::secretstores::SecretStore> secretstores_;
+  KindRegistry<components::lock::Store> lock_;
   KindRegistry<components::configuration::Store> configuration_;
 };
 

@@ -25,6 +25,7 @@ class MetadataBlock;
 class PubSubBlock;
 class AppChannel;
 class SecretsBlock;
+class LockBlock;
 class ConfigurationBlock;
 class Registry;
 struct ComponentSpec;
@@ -86,6 +87,7 @@ class Runtime {
   // The HTTP app channel (--app-protocol http with --app-port); outlives pubsub_, which uses it.
   std::unique_ptr<AppChannel> app_channel_;
   std::unique_ptr<PubSubBlock> pubsub_;  // destroyed before loops_, which its brokers run on
+  std::unique_ptr<LockBlock> lock_;      // destroyed before loops_, which its stores run on
   std::unique_ptr<nameresolution::Resolver> resolver_;
   // Uses app_channel_ and resolver_; app_health_ probes app_channel_.
   std::unique_ptr<InvocationBlock> invocation_;
