@@ -17,7 +17,9 @@
 // Publish: `count` events of --size bytes of JSON data, `window` requests in flight (gRPC async
 // calls on one completion queue; Redis: pipelined XADDs on one connection). --bulk B sends B
 // entries per request (gRPC BulkPublishEvent; Redis: a pipeline of B XADDs). Kafka direct: the
-// producer with its own batching (linger.ms 5), every message's delivery report awaited.
+// producer with its own batching (linger.ms 5), every message's delivery report awaited;
+// --kafka-conf KEY=VALUE (repeatable) sets more producer properties, e.g. pubsub.kafka's own
+// linger.ms=0 and enable.idempotence=true.
 // Latency: one event at a time; from just before the publish call to the moment the subscriber
 // has the event (the app's handler runs / XREAD returns / the consumer's poll returns), in this
 // process's steady clock. `publish_p50_us` is the publish call alone (gRPC round trip / XADD).
@@ -65,6 +67,7 @@ struct Options {
   int size = 64;
   int app_port = 0;
   int warmup = 200;
+  std::vector<std::pair<std::string, std::string>> kafka_conf;  // --kafka-conf k=v (producer)
 };
 
 [[noreturn]] void Die(const std::string& message) {
@@ -228,6 +231,7 @@ rd_kafka_t* KafkaProducer(const Options& o, KafkaDelivered* delivered, const cha
   set("bootstrap.servers", o.brokers.c_str());
   set("linger.ms", linger_ms);
   set("acks", "all");  // pubsub.kafka's default producerRequiredAcks (WaitForAll)
+  for (const auto& [k, v] : o.kafka_conf) set(k.c_str(), v.c_str());
   rd_kafka_conf_set_dr_msg_cb(conf, OnDelivery);
   rd_kafka_conf_set_opaque(conf, delivered);
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
@@ -488,6 +492,8 @@ int main(int argc, char** argv) {
       o.app_port = std::atoi(v.c_str());
     else if (arg == "--warmup")
       o.warmup = std::atoi(v.c_str());
+    else if (arg == "--kafka-conf" && v.find('=') != std::string::npos)
+      o.kafka_conf.emplace_back(v.substr(0, v.find('=')), v.substr(v.find('=') + 1));
     else
       Die("unknown option " + arg);
   }
