@@ -35,7 +35,7 @@ T Await(Start&& start, std::chrono::milliseconds timeout) {
   std::unique_lock lock(slot->mu);
   if (!slot->value && !slot->cv.wait_for(lock, timeout, [&] { return slot->value.has_value(); })) {
     return T(MakeStatus(absl::StatusCode::kDeadlineExceeded,
-                        StrCat("the state store did not answer within ", timeout.count(),
+                        StrCat("the runtime did not answer within ", timeout.count(),
                                " ms (EmbeddedOptions.timeout)")));
   }
   return std::move(*slot->value);

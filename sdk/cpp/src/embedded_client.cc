@@ -8,6 +8,8 @@
 #include <cstdlib>
 
 #include "blocks/metadata/metadata_block.h"
+#include "blocks/pubsub/pubsub_block.h"
+#include "blocks/secrets/secrets_block.h"
 #include "blocks/state/state_block.h"
 #include "remora/client.h"
 #include "remora/components/common/strings.h"
@@ -183,32 +185,84 @@ class EmbeddedClient final : public Client {
     return absl::OkStatus();
   }
 
-  // ---- not yet implemented on this transport (filled in by the next commits) ----
-  absl::Status PublishEvent(const PublishRequest&) override { return Todo("PublishEvent"); }
-  absl::StatusOr<BulkPublishResult> BulkPublishEvent(const BulkPublishRequest&) override {
-    return Todo("BulkPublishEvent");
+  absl::Status PublishEvent(const PublishRequest& request) override {
+    if (absl::Status s = CheckOpen(); !s.ok()) return s;
+    runtime::PublishEventRequest req;
+    req.pubsub_name = request.pubsub;
+    req.topic = request.topic;
+    req.data = request.data;
+    req.content_type = request.content_type;
+    req.metadata = request.metadata;
+    return Public(sdk_internal::Await<absl::Status>(
+        [&](auto done) { runtime_->pubsub().Publish(std::move(req), std::move(done)); }, timeout_));
   }
+
+  absl::StatusOr<BulkPublishResult> BulkPublishEvent(const BulkPublishRequest& request) override {
+    if (absl::Status s = CheckOpen(); !s.ok()) return s;
+    runtime::BulkPublishEventRequest req;
+    req.pubsub_name = request.pubsub;
+    req.topic = request.topic;
+    req.metadata = request.metadata;
+    req.entries.reserve(request.entries.size());
+    for (size_t i = 0; i < request.entries.size(); ++i) {
+      const BulkPublishEntry& in = request.entries[i];
+      req.entries.push_back({in.entry_id.empty() ? std::to_string(i) : in.entry_id, in.event,
+                             in.content_type, in.metadata});
+    }
+    auto result = sdk_internal::Await<absl::StatusOr<runtime::BulkPublishEventResult>>(
+        [&](auto done) { runtime_->pubsub().BulkPublish(std::move(req), std::move(done)); },
+        timeout_);
+    if (!result.ok()) return Public(result.status());
+    BulkPublishResult out;
+    for (auto& failed : result->failed) {
+      out.failed_entries.push_back({std::move(failed.entry_id), std::move(failed.error)});
+    }
+    return out;
+  }
+
+  absl::StatusOr<Secret> GetSecret(const GetSecretRequest& request) override {
+    if (absl::Status s = CheckOpen(); !s.ok()) return s;
+    auto result = sdk_internal::Await<absl::StatusOr<components::secretstores::SecretData>>(
+        [&](auto done) {
+          runtime_->secrets().Get(request.store, request.key, request.metadata, std::move(done));
+        },
+        timeout_);
+    if (!result.ok()) return Public(result.status());
+    return Secret(result->begin(), result->end());
+  }
+
+  absl::StatusOr<BulkSecret> GetBulkSecret(const GetBulkSecretRequest& request) override {
+    if (absl::Status s = CheckOpen(); !s.ok()) return s;
+    auto result = sdk_internal::Await<absl::StatusOr<components::secretstores::BulkSecretData>>(
+        [&](auto done) {
+          runtime_->secrets().BulkGet(request.store, request.metadata, std::move(done));
+        },
+        timeout_);
+    if (!result.ok()) return Public(result.status());
+    BulkSecret out;
+    for (auto& [name, secret] : *result) out[name] = Secret(secret.begin(), secret.end());
+    return out;
+  }
+
+  // The embedded runtime has no configuration, lock or invocation block wired to the SDK yet.
   absl::StatusOr<InvokeResponse> InvokeMethod(const InvokeRequest&) override {
-    return Todo("InvokeMethod");
-  }
-  absl::StatusOr<Secret> GetSecret(const GetSecretRequest&) override { return Todo("GetSecret"); }
-  absl::StatusOr<BulkSecret> GetBulkSecret(const GetBulkSecretRequest&) override {
-    return Todo("GetBulkSecret");
+    return NotEmbedded("service invocation");
   }
   absl::StatusOr<ConfigurationItems> GetConfiguration(const GetConfigurationRequest&) override {
-    return Todo("GetConfiguration");
+    return NotEmbedded("configuration");
   }
   absl::StatusOr<std::string> SubscribeConfiguration(const SubscribeConfigurationRequest&,
                                                      ConfigurationHandler) override {
-    return Todo("SubscribeConfiguration");
+    return NotEmbedded("configuration");
   }
   absl::Status UnsubscribeConfiguration(std::string_view, std::string_view) override {
-    return Todo("UnsubscribeConfiguration");
+    return NotEmbedded("configuration");
   }
-  absl::StatusOr<bool> TryLock(const TryLockRequest&) override { return Todo("TryLock"); }
-  absl::StatusOr<UnlockStatus> Unlock(const UnlockRequest&) override { return Todo("Unlock"); }
-  static absl::Status Todo(std::string_view what) {
-    return MakeStatus(absl::StatusCode::kUnimplemented, StrCat(what, ": not implemented yet"));
+  absl::StatusOr<bool> TryLock(const TryLockRequest&) override {
+    return NotEmbedded("distributed lock");
+  }
+  absl::StatusOr<UnlockStatus> Unlock(const UnlockRequest&) override {
+    return NotEmbedded("distributed lock");
   }
 
   absl::Status Shutdown() override {
@@ -217,6 +271,13 @@ class EmbeddedClient final : public Client {
   }
 
  private:
+  static absl::Status NotEmbedded(std::string_view api) {
+    return MakeStatus(absl::StatusCode::kFailedPrecondition,
+                      StrCat(api,
+                             " is not available in the embedded runtime yet (use Client::Remote "
+                             "with remorad)"));
+  }
+
   absl::Status CheckOpen() const {
     if (!shut_down_.load(std::memory_order_relaxed)) return absl::OkStatus();
     return MakeStatus(absl::StatusCode::kFailedPrecondition,

@@ -5,7 +5,10 @@
 // is the one that waits anyway.
 
 #include <atomic>
+#include <cctype>
 #include <cstdlib>
+#include <future>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -68,6 +71,15 @@ void CopyMetadata(const Metadata& from, ProtoMap* to) {
 template <typename ProtoMap>
 Metadata FromProto(const ProtoMap& from) {
   return Metadata(from.begin(), from.end());
+}
+
+template <typename ProtoMap>
+ConfigurationItems ItemsFromProto(const ProtoMap& from) {
+  ConfigurationItems out;
+  for (const auto& [key, item] : from) {
+    out[key] = {item.value(), item.version(), FromProto(item.metadata())};
+  }
+  return out;
 }
 
 // Only sets the options message when something is specified, so the wire matches what Dapr's own
@@ -155,6 +167,12 @@ class RemoteClient final : public Client {
   }
 
   ~RemoteClient() override {
+    std::map<std::string, std::shared_ptr<ConfigSubscription>> subs;
+    {
+      std::lock_guard lock(subs_mu_);
+      subs.swap(subs_);
+    }
+    for (auto& [id, sub] : subs) StopSubscription(*sub);
     stopping_.store(true);
     std::thread watcher;
     {
@@ -280,32 +298,221 @@ class RemoteClient final : public Client {
     return Unary(&pb::Dapr::Stub::SetMetadata, req);
   }
 
-  // ---- not yet implemented on this transport (filled in by the next commits) ----
-  absl::Status PublishEvent(const PublishRequest&) override { return Todo("PublishEvent"); }
-  absl::StatusOr<BulkPublishResult> BulkPublishEvent(const BulkPublishRequest&) override {
-    return Todo("BulkPublishEvent");
+  absl::Status PublishEvent(const PublishRequest& request) override {
+    pb::PublishEventRequest req;
+    req.set_pubsub_name(request.pubsub);
+    req.set_topic(request.topic);
+    req.set_data(request.data);
+    req.set_data_content_type(request.content_type);
+    CopyMetadata(request.metadata, req.mutable_metadata());
+    return Unary(&pb::Dapr::Stub::PublishEvent, req);
   }
-  absl::StatusOr<InvokeResponse> InvokeMethod(const InvokeRequest&) override {
-    return Todo("InvokeMethod");
+
+  absl::StatusOr<BulkPublishResult> BulkPublishEvent(const BulkPublishRequest& request) override {
+    pb::BulkPublishRequest req;
+    req.set_pubsub_name(request.pubsub);
+    req.set_topic(request.topic);
+    CopyMetadata(request.metadata, req.mutable_metadata());
+    for (size_t i = 0; i < request.entries.size(); ++i) {
+      const BulkPublishEntry& in = request.entries[i];
+      pb::BulkPublishRequestEntry* out = req.add_entries();
+      out->set_entry_id(in.entry_id.empty() ? std::to_string(i) : in.entry_id);
+      out->set_event(in.event);
+      out->set_content_type(in.content_type);
+      CopyMetadata(in.metadata, out->mutable_metadata());
+    }
+    pb::BulkPublishResponse resp;
+    grpc::ClientContext ctx;
+    Prepare(ctx);
+    if (absl::Status s = Convert(stub_->BulkPublishEvent(&ctx, req, &resp)); !s.ok()) return s;
+    BulkPublishResult out;
+    for (pb::BulkPublishResponseFailedEntry& f : *resp.mutable_failedentries()) {
+      out.failed_entries.push_back(
+          {std::move(*f.mutable_entry_id()), std::move(*f.mutable_error())});
+    }
+    return out;
   }
-  absl::StatusOr<Secret> GetSecret(const GetSecretRequest&) override { return Todo("GetSecret"); }
-  absl::StatusOr<BulkSecret> GetBulkSecret(const GetBulkSecretRequest&) override {
-    return Todo("GetBulkSecret");
+
+  absl::StatusOr<InvokeResponse> InvokeMethod(const InvokeRequest& request) override {
+    pb::InvokeServiceRequest req;
+    req.set_id(request.app_id);
+    common::InvokeRequest* message = req.mutable_message();
+    message->set_method(request.method);
+    message->mutable_data()->set_value(request.data);
+    message->set_content_type(request.content_type);
+    common::HTTPExtension::Verb verb = common::HTTPExtension::NONE;
+    if (!request.verb.empty()) {
+      std::string upper = request.verb;
+      for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      if (!common::HTTPExtension::Verb_Parse(upper, &verb) || verb == common::HTTPExtension::NONE) {
+        return MakeStatus(absl::StatusCode::kInvalidArgument,
+                          StrCat("InvokeRequest.verb: unknown HTTP verb '", request.verb, "'"));
+      }
+    }
+    message->mutable_http_extension()->set_verb(verb);
+    message->mutable_http_extension()->set_querystring(request.query);
+    common::InvokeResponse resp;
+    grpc::ClientContext ctx;
+    Prepare(ctx);
+    for (const auto& [name, value] : request.headers) {
+      // gRPC metadata keys are lower case; HTTP header names are case-insensitive anyway.
+      std::string key = name;
+      for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      ctx.AddMetadata(key, value);
+    }
+    if (absl::Status s = Convert(stub_->InvokeService(&ctx, req, &resp)); !s.ok()) return s;
+    InvokeResponse out;
+    out.data = std::move(*resp.mutable_data()->mutable_value());
+    out.content_type = std::move(*resp.mutable_content_type());
+    // Headers first, then trailers: a trailer of the same name wins, as it was sent last.
+    for (const auto* md : {&ctx.GetServerInitialMetadata(), &ctx.GetServerTrailingMetadata()}) {
+      for (const auto& [k, v] : *md) {
+        std::string key(k.data(), k.size());
+        if (key == "dapr-http-status") {
+          out.http_status = std::atoi(std::string(v.data(), v.size()).c_str());
+          continue;
+        }
+        out.headers[key] = std::string(v.data(), v.size());
+      }
+    }
+    return out;
   }
-  absl::StatusOr<ConfigurationItems> GetConfiguration(const GetConfigurationRequest&) override {
-    return Todo("GetConfiguration");
+
+  absl::StatusOr<Secret> GetSecret(const GetSecretRequest& request) override {
+    pb::GetSecretRequest req;
+    req.set_store_name(request.store);
+    req.set_key(request.key);
+    CopyMetadata(request.metadata, req.mutable_metadata());
+    pb::GetSecretResponse resp;
+    grpc::ClientContext ctx;
+    Prepare(ctx);
+    if (absl::Status s = Convert(stub_->GetSecret(&ctx, req, &resp)); !s.ok()) return s;
+    return FromProto(resp.data());
   }
-  absl::StatusOr<std::string> SubscribeConfiguration(const SubscribeConfigurationRequest&,
-                                                     ConfigurationHandler) override {
-    return Todo("SubscribeConfiguration");
+
+  absl::StatusOr<BulkSecret> GetBulkSecret(const GetBulkSecretRequest& request) override {
+    pb::GetBulkSecretRequest req;
+    req.set_store_name(request.store);
+    CopyMetadata(request.metadata, req.mutable_metadata());
+    pb::GetBulkSecretResponse resp;
+    grpc::ClientContext ctx;
+    Prepare(ctx);
+    if (absl::Status s = Convert(stub_->GetBulkSecret(&ctx, req, &resp)); !s.ok()) return s;
+    BulkSecret out;
+    for (const auto& [name, secret] : resp.data()) out[name] = FromProto(secret.secrets());
+    return out;
   }
-  absl::Status UnsubscribeConfiguration(std::string_view, std::string_view) override {
-    return Todo("UnsubscribeConfiguration");
+
+  absl::StatusOr<ConfigurationItems> GetConfiguration(
+      const GetConfigurationRequest& request) override {
+    pb::GetConfigurationRequest req;
+    req.set_store_name(request.store);
+    for (const std::string& key : request.keys) req.add_keys(key);
+    CopyMetadata(request.metadata, req.mutable_metadata());
+    pb::GetConfigurationResponse resp;
+    grpc::ClientContext ctx;
+    Prepare(ctx);
+    if (absl::Status s = Convert(stub_->GetConfiguration(&ctx, req, &resp)); !s.ok()) return s;
+    return ItemsFromProto(resp.items());
   }
-  absl::StatusOr<bool> TryLock(const TryLockRequest&) override { return Todo("TryLock"); }
-  absl::StatusOr<UnlockStatus> Unlock(const UnlockRequest&) override { return Todo("Unlock"); }
-  static absl::Status Todo(std::string_view what) {
-    return MakeStatus(absl::StatusCode::kUnimplemented, StrCat(what, ": not implemented yet"));
+
+  absl::StatusOr<std::string> SubscribeConfiguration(const SubscribeConfigurationRequest& request,
+                                                     ConfigurationHandler handler) override {
+    pb::SubscribeConfigurationRequest req;
+    req.set_store_name(request.store);
+    for (const std::string& key : request.keys) req.add_keys(key);
+    CopyMetadata(request.metadata, req.mutable_metadata());
+
+    auto sub = std::make_shared<ConfigSubscription>();
+    sub->store = request.store;
+    // No deadline: the stream lives until unsubscribed. Only the wait for its first message (the
+    // subscription id) is bounded, below.
+    if (!api_token_.empty()) sub->ctx.AddMetadata("dapr-api-token", api_token_);
+    sub->reader = stub_->SubscribeConfiguration(&sub->ctx, req);
+
+    auto first = std::make_shared<std::promise<absl::StatusOr<std::string>>>();
+    std::future<absl::StatusOr<std::string>> first_result = first->get_future();
+    sub->thread = std::thread([this, sub, first, handler = std::move(handler)] {
+      ReadConfigurationStream(*sub, *first, handler);
+    });
+    if (first_result.wait_for(timeout_) != std::future_status::ready) {
+      sub->ctx.TryCancel();
+      sub->thread.join();
+      return MakeStatus(
+          absl::StatusCode::kDeadlineExceeded,
+          StrCat("the sidecar at ", address_, " did not accept the configuration ",
+                 "subscription within ", timeout_.count(), " ms (RemoteOptions.timeout)"));
+    }
+    absl::StatusOr<std::string> id = first_result.get();
+    if (!id.ok()) {
+      sub->thread.join();
+      return id.status();
+    }
+    std::lock_guard lock(subs_mu_);
+    subs_[*id] = sub;
+    return id;
+  }
+
+  absl::Status UnsubscribeConfiguration(std::string_view store, std::string_view id) override {
+    pb::UnsubscribeConfigurationRequest req;
+    req.set_store_name(std::string(store));
+    req.set_id(std::string(id));
+    pb::UnsubscribeConfigurationResponse resp;
+    grpc::ClientContext ctx;
+    Prepare(ctx);
+    absl::Status status = Convert(stub_->UnsubscribeConfiguration(&ctx, req, &resp));
+    // Whatever the sidecar says, this client stops listening: the caller asked for no more calls.
+    std::shared_ptr<ConfigSubscription> sub;
+    {
+      std::lock_guard lock(subs_mu_);
+      if (auto it = subs_.find(std::string(id)); it != subs_.end()) {
+        sub = std::move(it->second);
+        subs_.erase(it);
+      }
+    }
+    if (sub != nullptr) StopSubscription(*sub);
+    if (!status.ok()) return status;
+    if (!resp.ok()) {
+      return MakeStatus(absl::StatusCode::kNotFound,
+                        resp.message().empty()
+                            ? StrCat("the sidecar has no configuration subscription ", id)
+                            : resp.message());
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<bool> TryLock(const TryLockRequest& request) override {
+    pb::TryLockRequest req;
+    req.set_store_name(request.store);
+    req.set_resource_id(request.resource);
+    req.set_lock_owner(request.owner);
+    req.set_expiry_in_seconds(request.expiry_seconds);
+    pb::TryLockResponse resp;
+    grpc::ClientContext ctx;
+    Prepare(ctx);
+    if (absl::Status s = Convert(stub_->TryLockAlpha1(&ctx, req, &resp)); !s.ok()) return s;
+    return resp.success();
+  }
+
+  absl::StatusOr<UnlockStatus> Unlock(const UnlockRequest& request) override {
+    pb::UnlockRequest req;
+    req.set_store_name(request.store);
+    req.set_resource_id(request.resource);
+    req.set_lock_owner(request.owner);
+    pb::UnlockResponse resp;
+    grpc::ClientContext ctx;
+    Prepare(ctx);
+    if (absl::Status s = Convert(stub_->UnlockAlpha1(&ctx, req, &resp)); !s.ok()) return s;
+    switch (resp.status()) {
+      case pb::UnlockResponse::SUCCESS:
+        return UnlockStatus::kSuccess;
+      case pb::UnlockResponse::LOCK_DOES_NOT_EXIST:
+        return UnlockStatus::kLockDoesNotExist;
+      case pb::UnlockResponse::LOCK_BELONGS_TO_OTHERS:
+        return UnlockStatus::kLockBelongsToOthers;
+      default:
+        return UnlockStatus::kInternalError;
+    }
   }
 
   absl::Status Shutdown() override {
@@ -378,6 +585,49 @@ class RemoteClient final : public Client {
     return out;
   }
 
+  // One SubscribeConfiguration stream and the thread that reads it.
+  struct ConfigSubscription {
+    std::string store;
+    grpc::ClientContext ctx;
+    std::unique_ptr<grpc::ClientReader<pb::SubscribeConfigurationResponse>> reader;
+    std::thread thread;
+  };
+
+  // Runs on the subscription's thread: the first message carries the id (handed to the
+  // subscriber through `first`), each later one is an update for the handler.
+  void ReadConfigurationStream(ConfigSubscription& sub,
+                               std::promise<absl::StatusOr<std::string>>& first,
+                               const ConfigurationHandler& handler) {
+    pb::SubscribeConfigurationResponse msg;
+    if (!sub.reader->Read(&msg)) {
+      absl::Status status = Convert(sub.reader->Finish());
+      if (status.ok()) {
+        status = MakeStatus(absl::StatusCode::kInternal,
+                            "the sidecar ended the configuration subscription without an id");
+      }
+      first.set_value(status);
+      return;
+    }
+    first.set_value(msg.id());
+    // An id-only message is the acknowledgement; real updates carry items.
+    if (msg.items_size() > 0 && handler) handler({msg.id(), ItemsFromProto(msg.items())});
+    while (sub.reader->Read(&msg)) {
+      if (msg.items_size() > 0 && handler) handler({msg.id(), ItemsFromProto(msg.items())});
+    }
+    (void)sub.reader->Finish();
+  }
+
+  // Cancels the stream and waits for its thread, unless called from that thread (a handler
+  // unsubscribing itself): then the thread ends on its own after the handler returns.
+  static void StopSubscription(ConfigSubscription& sub) {
+    sub.ctx.TryCancel();
+    if (sub.thread.get_id() == std::this_thread::get_id()) {
+      sub.thread.detach();
+    } else if (sub.thread.joinable()) {
+      sub.thread.join();
+    }
+  }
+
   std::string address_;
   std::string api_token_;
   std::chrono::milliseconds timeout_;
@@ -388,6 +638,9 @@ class RemoteClient final : public Client {
   std::mutex watch_mu_;
   bool watching_ ABSL_GUARDED_BY(watch_mu_) = false;
   std::thread watcher_ ABSL_GUARDED_BY(watch_mu_);
+
+  std::mutex subs_mu_;
+  std::map<std::string, std::shared_ptr<ConfigSubscription>> subs_ ABSL_GUARDED_BY(subs_mu_);
 };
 
 }  // namespace

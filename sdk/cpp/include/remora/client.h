@@ -371,8 +371,9 @@ class Client {
   virtual absl::StatusOr<BulkPublishResult> BulkPublishEvent(const BulkPublishRequest& request) = 0;
 
   // Service invocation (InvokeService). Errors: as for InvokeResponse, plus INVALID_ARGUMENT
-  // (unknown verb), UNAVAILABLE / NOT_FOUND... when the target app cannot be reached, and
-  // FAILED_PRECONDITION when the transport has no invocation (embedded without the block).
+  // (unknown verb), Dapr's ERR_DIRECT_INVOKE codes when the target app cannot be reached
+  // (INTERNAL; NOT_FOUND for an unknown app id), and FAILED_PRECONDITION on the embedded
+  // transport (no invocation there yet).
   virtual absl::StatusOr<InvokeResponse> InvokeMethod(const InvokeRequest& request) = 0;
 
   // Secrets. Errors: INVALID_ARGUMENT (unknown store), FAILED_PRECONDITION (no secret store
@@ -386,7 +387,8 @@ class Client {
   // accepted the subscription, with its id; `handler` then gets every change until
   // UnsubscribeConfiguration(store, id) returns or the client is destroyed (after either, it is
   // never called again). Errors: INVALID_ARGUMENT (unknown store), FAILED_PRECONDITION (no
-  // configuration store), INTERNAL (the store failed).
+  // configuration store), INTERNAL (the store failed); Unsubscribe: NOT_FOUND when the sidecar
+  // has no subscription with that id. Embedded transport: FAILED_PRECONDITION (not there yet).
   virtual absl::StatusOr<ConfigurationItems> GetConfiguration(
       const GetConfigurationRequest& request) = 0;
   virtual absl::StatusOr<std::string> SubscribeConfiguration(
@@ -396,7 +398,7 @@ class Client {
   // Distributed lock (Dapr's alpha API). TryLock: true when this owner now holds the lock, false
   // when somebody else does (not an error). Unlock: the store's verdict. Errors: INVALID_ARGUMENT
   // (unknown store, empty resource/owner, expiry <= 0), FAILED_PRECONDITION (no lock store),
-  // INTERNAL (the store failed).
+  // INTERNAL (the store failed). Embedded transport: FAILED_PRECONDITION (not there yet).
   virtual absl::StatusOr<bool> TryLock(const TryLockRequest& request) = 0;
   virtual absl::StatusOr<UnlockStatus> Unlock(const UnlockRequest& request) = 0;
 
