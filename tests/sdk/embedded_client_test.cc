@@ -125,5 +125,50 @@ TEST(EmbeddedClientTest, CallsAfterShutdownFailWithFailedPrecondition) {
             absl::StatusCode::kFailedPrecondition);
 }
 
+// Pub/sub and secrets in-process: publish through pubsub.in-memory, secrets from local.file, with
+// the same codes and reasons as over gRPC.
+TEST(EmbeddedClientTest, PublishesAndReadsSecretsThroughTheRuntimesBlocks) {
+  std::string secrets = testing::WriteTempFile("s.json", R"({"db":{"user":"u1"},"api":"k"})");
+  std::string dir = testing::WriteTempFile("components.yaml", StrCat(R"(apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata: { name: pubsub }
+spec: { type: pubsub.in-memory, version: v1 }
+---
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata: { name: localsecrets }
+spec:
+  type: secretstores.local.file
+  version: v1
+  metadata:
+  - { name: secretsFile, value: ")",
+                                                                     secrets, "/s.json\" }\n"));
+  EmbeddedOptions options;
+  options.app_id = "shop";
+  options.resources_paths = {dir};
+  auto client = Client::Embedded(options);
+  ASSERT_TRUE(client.ok()) << client.status();
+
+  EXPECT_TRUE((*client)->PublishJson("pubsub", "orders", {{"qty", 3}}).ok());
+  absl::Status unknown = (*client)->PublishEvent("nosuch", "orders", "x");
+  EXPECT_EQ(unknown.code(), absl::StatusCode::kInvalidArgument) << unknown;
+  EXPECT_EQ(ErrorReason(unknown), "DAPR_PUBSUB_NOT_FOUND");
+  auto bulk = (*client)->BulkPublishEvent(
+      {.pubsub = "pubsub", .topic = "orders", .entries = {{.event = "a"}, {.event = "b"}}});
+  ASSERT_TRUE(bulk.ok()) << bulk.status();
+  EXPECT_TRUE(bulk->all_published());
+
+  auto api = (*client)->GetSecret("localsecrets", "api");
+  ASSERT_TRUE(api.ok()) << api.status();
+  EXPECT_EQ(*api, (Secret{{"api", "k"}}));
+  auto all = (*client)->GetBulkSecret("localsecrets");
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(*all, (BulkSecret{{"api", {{"api", "k"}}}, {"db:user", {{"db:user", "u1"}}}}));
+  EXPECT_EQ((*client)->GetSecret("nosuch", "api").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*client)->GetSecret("localsecrets", "absent").status().code(),
+            absl::StatusCode::kInternal);
+}
+
 }  // namespace
 }  // namespace remora::sdk_test
