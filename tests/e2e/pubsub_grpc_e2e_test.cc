@@ -82,6 +82,10 @@ class PubSubGrpcE2eTest : public ::testing::Test {
     Subscription(&subs, "unimplemented", "/unimplemented", "dlq");
     Subscription(&subs, "dlq", "/dlq");
     Subscription(&subs, "bulk", "/bulk");
+    v1::TopicSubscription* batched = Subscription(&subs, "batched", "/batched");
+    batched->mutable_bulk_subscribe()->set_enabled(true);
+    batched->mutable_bulk_subscribe()->set_max_messages_count(10);
+    batched->mutable_bulk_subscribe()->set_max_await_duration_ms(50);
     auto app = GrpcTestApp::Start({.subscriptions = subs});
     ASSERT_TRUE(app.ok()) << app.status();
     app_ = app->release();
@@ -91,6 +95,9 @@ class PubSubGrpcE2eTest : public ::testing::Test {
         return {e.attempt <= 2 ? v1::TopicEventResponse::RETRY : v1::TopicEventResponse::SUCCESS};
       }
       if (path == "/drop") return {v1::TopicEventResponse::DROP};
+      if (path == "/batched" && e.request.data().find("retry") != std::string::npos) {
+        return {e.attempt == 1 ? v1::TopicEventResponse::RETRY : v1::TopicEventResponse::SUCCESS};
+      }
       if (path == "/unimplemented") {
         return {v1::TopicEventResponse::SUCCESS,
                 ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "not here")};
@@ -135,7 +142,7 @@ spec:
     stub_ = v1::Dapr::NewStub(*channel_).release();
     // The app's subscriptions load in the background: wait until the metadata API lists them.
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (Subscriptions().size() < 7) {
+    while (Subscriptions().size() < 8) {
       ASSERT_LT(std::chrono::steady_clock::now(), deadline) << rd_->process->Output();
       std::this_thread::sleep_for(milliseconds(5));
     }
@@ -298,6 +305,34 @@ TEST_F(PubSubGrpcE2eTest, BulkPublishDeliversEveryEntry) {
     EXPECT_EQ(res.failedentries_size(), 0);
     for (const std::string& id : ids) EXPECT_TRUE(Arrives("/bulk", id)) << id;
   }
+}
+
+TEST_F(PubSubGrpcE2eTest, BulkSubscriptionGetsBatchesThroughOnBulkTopicEvent) {
+  v1::BulkPublishRequest req;
+  req.set_pubsub_name("pubsub");
+  req.set_topic("batched");
+  for (const char* word : {"one", "two", "retry"}) {
+    v1::BulkPublishRequestEntry* entry = req.add_entries();
+    entry->set_entry_id(word);
+    entry->set_event(json({{"w", word}}).dump());
+    entry->set_content_type("application/json");
+    (*entry->mutable_metadata())["cloudevent.id"] = StrCat("batched-", word);
+  }
+  v1::BulkPublishResponse res;
+  ::grpc::Status s = stub_->BulkPublishEvent(Context().get(), req, &res);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_TRUE(Arrives("/batched", "batched-one"));
+  ASSERT_TRUE(Arrives("/batched", "batched-two"));
+  // The entry answered RETRY comes again in a later batch.
+  ASSERT_TRUE(Arrives("/batched", "batched-retry", 2));
+  for (const auto& e : app_->EventsOn("/batched")) {
+    EXPECT_TRUE(e.bulk) << e.request.id();
+    EXPECT_EQ(e.request.topic(), "batched");
+    EXPECT_EQ(e.metadata.count("dapr-api-token"), 1u);
+  }
+  auto one = WithId(app_->EventsOn("/batched"), "batched-one");
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(json::parse(one[0].request.data(), nullptr, false), json({{"w", "one"}}));
 }
 
 TEST_F(PubSubGrpcE2eTest, BadPublishRequestsGetDaprCodes) {

@@ -66,6 +66,38 @@ struct GrpcTestApp::Impl final : public v1::AppCallback::Service,
     return ::grpc::Status::OK;
   }
 
+  ::grpc::Status OnBulkTopicEvent(::grpc::ServerContext* ctx, const v1::TopicEventBulkRequest* req,
+                                  v1::TopicEventBulkResponse* res) override {
+    for (const v1::TopicEventBulkRequestEntry& entry : req->entries()) {
+      Event event;
+      event.bulk = true;
+      event.metadata = MetadataOf(*ctx);
+      const v1::TopicEventCERequest& ce = entry.cloud_event();
+      event.request.set_id(entry.has_cloud_event() ? ce.id() : entry.entry_id());
+      event.request.set_source(ce.source());
+      event.request.set_type(ce.type());
+      event.request.set_spec_version(ce.spec_version());
+      event.request.set_data_content_type(ce.data_content_type());
+      event.request.set_data(entry.has_cloud_event() ? ce.data() : entry.bytes());
+      *event.request.mutable_extensions() = ce.extensions();
+      event.request.set_topic(req->topic());
+      event.request.set_pubsub_name(req->pubsub_name());
+      event.request.set_path(req->path());
+      Policy current;
+      {
+        std::lock_guard lock(mu);
+        event.attempt = ++attempts[{req->path(), event.request.id()}];
+        events.push_back(event);
+        current = policy;
+      }
+      Answer answer = current ? current(event) : Answer{};
+      v1::TopicEventBulkResponseEntry* status = res->add_statuses();
+      status->set_entry_id(entry.entry_id());
+      status->set_status(answer.error.ok() ? answer.status : v1::TopicEventResponse::RETRY);
+    }
+    return ::grpc::Status::OK;
+  }
+
   ::grpc::Status OnInvoke(::grpc::ServerContext* ctx, const common::InvokeRequest* req,
                           common::InvokeResponse* res) override {
     {

@@ -1,7 +1,8 @@
 #pragma once
 
 // A small gRPC subscriber app for pub/sub tests, in the test's own process: it serves Dapr's
-// AppCallback (ListTopicSubscriptions with a fixed answer, OnTopicEvent, OnInvoke) and
+// AppCallback (ListTopicSubscriptions with a fixed answer, OnTopicEvent, OnBulkTopicEvent whose
+// entries are recorded and answered one by one like events, OnInvoke) and
 // AppCallbackHealthCheck on a free loopback port, records every event with the metadata it came
 // with, and answers each through a policy the test sets.
 //
@@ -41,7 +42,8 @@ class GrpcTestApp {
   struct Event {
     TopicEventRequest request;
     std::map<std::string, std::string> metadata;  // the call's client metadata
-    int attempt = 1;  // how many times this path has seen this event id, this one included
+    int attempt = 1;    // how many times this path has seen this event id, this one included
+    bool bulk = false;  // an entry of an OnBulkTopicEvent call (request rebuilt from the entry)
   };
   struct Answer {
     EventStatus status = ::dapr::proto::runtime::v1::TopicEventResponse::SUCCESS;
@@ -62,7 +64,7 @@ class GrpcTestApp {
   int port() const;
   // Default: SUCCESS.
   void SetPolicy(Policy policy);
-  // Every OnTopicEvent call, in arrival order.
+  // Every OnTopicEvent call and bulk entry, in arrival order.
   std::vector<Event> Events() const;
   std::vector<Event> EventsOn(const std::string& path) const;
   // Polls until `done(Events())` or the timeout; false on timeout.

@@ -1,6 +1,7 @@
 #include "api/grpc/grpc_app_channel.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <chrono>
 #include <condition_variable>
@@ -259,6 +260,8 @@ struct GrpcAppChannel::Impl {
   std::shared_ptr<::grpc::Channel> channel;
   std::unique_ptr<v1::AppCallback::Stub> app;
   std::unique_ptr<v1::AppCallbackHealthCheck::Stub> health;
+  std::unique_ptr<v1::AppCallbackAlpha::Stub> alpha;
+  std::atomic<uint64_t> next_bulk_id{1};
 
   std::mutex mu;
   std::condition_variable idle;
@@ -348,6 +351,7 @@ GrpcAppChannel::GrpcAppChannel(AppChannelConfig config) : impl_(std::make_shared
       ::grpc::CreateCustomChannel(impl_->address, ::grpc::InsecureChannelCredentials(), args);
   impl_->app = v1::AppCallback::NewStub(impl_->channel);
   impl_->health = v1::AppCallbackHealthCheck::NewStub(impl_->channel);
+  impl_->alpha = v1::AppCallbackAlpha::NewStub(impl_->channel);
 }
 
 GrpcAppChannel::~GrpcAppChannel() {
@@ -456,6 +460,114 @@ void GrpcAppChannel::DeliverEvent(TopicEvent event, Callback<EventStatus> done) 
           impl->Untrack(&call->ctx);
         });
   });
+}
+
+namespace {
+
+EventStatus FromStatus(v1::TopicEventResponse::TopicEventResponseStatus status) {
+  switch (status) {
+    case v1::TopicEventResponse::SUCCESS:
+      return EventStatus::kSuccess;
+    case v1::TopicEventResponse::DROP:
+      return EventStatus::kDrop;
+    default:
+      return EventStatus::kRetry;
+  }
+}
+
+}  // namespace
+
+void GrpcAppChannel::BulkDeliver(BulkTopicEvent bulk, Callback<BulkEventStatuses> done) {
+  // One attempt of the batch; `alpha` picks OnBulkTopicEventAlpha1.
+  struct Call {
+    ::grpc::ClientContext ctx;
+    v1::TopicEventBulkRequest request;
+    v1::TopicEventBulkResponse response;
+  };
+  struct Batch {
+    v1::TopicEventBulkRequest request;
+    BulkTopicEvent bulk;  // kept for the entry-by-entry fallback
+    Callback<BulkEventStatuses> done;
+  };
+  auto batch = std::make_shared<Batch>();
+  v1::TopicEventBulkRequest& request = batch->request;
+  request.set_id(StrCat("bulk-", impl_->next_bulk_id.fetch_add(1)));
+  request.set_topic(bulk.topic);
+  request.set_pubsub_name(bulk.pubsub_name);
+  request.set_type("com.dapr.event.sent.bulk");
+  request.set_path(bulk.path);
+  for (const BulkTopicEvent::Entry& entry : bulk.entries) {
+    v1::TopicEventBulkRequestEntry* out = request.add_entries();
+    out->set_entry_id(entry.entry_id);
+    out->set_content_type(entry.content_type);
+    for (const auto& [k, v] : entry.metadata) (*out->mutable_metadata())[k] = v;
+    if (entry.event.is_object()) {
+      TopicEvent one;
+      one.cloud_event = entry.event;
+      v1::TopicEventRequest mapped;
+      ToTopicEventRequest(one, &mapped);
+      v1::TopicEventCERequest* ce = out->mutable_cloud_event();
+      ce->set_id(mapped.id());
+      ce->set_source(mapped.source());
+      ce->set_type(mapped.type());
+      ce->set_spec_version(mapped.spec_version());
+      ce->set_data_content_type(mapped.data_content_type());
+      ce->set_data(mapped.data());
+      *ce->mutable_extensions() = mapped.extensions();
+    } else {
+      out->set_bytes(entry.event.is_string() ? entry.event.get<std::string>() : entry.event.dump());
+    }
+  }
+  batch->bulk = std::move(bulk);
+  batch->done = std::move(done);
+
+  // Tries the stable RPC, then the Alpha1 one, then entry by entry (daprd's order).
+  auto attempt = std::make_shared<std::function<void(bool, bool)>>();
+  std::weak_ptr<std::function<void(bool, bool)>> weak_attempt = attempt;
+  *attempt = [this, impl = impl_, batch, weak_attempt](bool alpha, bool run) {
+    auto call = std::make_shared<Call>();
+    if (!run || !impl->Track(&call->ctx)) {
+      if (run) impl->Release();
+      return std::move(batch->done)(Closed("OnBulkTopicEvent"));
+    }
+    call->request = batch->request;
+    impl->Prepare(&call->ctx);
+    call->ctx.set_deadline(After(impl->config.event_timeout));
+    auto finished = [this, impl, batch, call, alpha,
+                     next = weak_attempt.lock()](::grpc::Status status) {
+      impl->Release();
+      if (status.error_code() == ::grpc::StatusCode::UNIMPLEMENTED) {
+        // Started before Untrack, so the destructor waits for it. The retry holds a concurrency
+        // slot like any call.
+        if (!alpha) {
+          impl->Acquire([next](bool run) { (*next)(true, run); });
+        } else {
+          AppChannel::BulkDeliver(std::move(batch->bulk), std::move(batch->done));
+        }
+        return impl->Untrack(&call->ctx);
+      }
+      absl::StatusOr<BulkEventStatuses> result;
+      if (!status.ok()) {
+        result = Failure(*impl, alpha ? "OnBulkTopicEventAlpha1" : "OnBulkTopicEvent", status);
+      } else {
+        BulkEventStatuses statuses;
+        for (const v1::TopicEventBulkResponseEntry& e : call->response.statuses()) {
+          statuses[e.entry_id()] = FromStatus(e.status());
+        }
+        result = std::move(statuses);
+      }
+      std::move(batch->done)(std::move(result));
+      impl->Untrack(&call->ctx);
+    };
+    if (alpha) {
+      impl->alpha->async()->OnBulkTopicEventAlpha1(&call->ctx, &call->request, &call->response,
+                                                   std::move(finished));
+    } else {
+      impl->app->async()->OnBulkTopicEvent(&call->ctx, &call->request, &call->response,
+                                           std::move(finished));
+    }
+  };
+  impl_->Acquire([attempt](bool run) { (*attempt)(false, run); });
 }
 
 void GrpcAppChannel::Invoke(InvokeRequest request, Callback<InvokeResponse> done) {

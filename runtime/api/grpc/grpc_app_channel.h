@@ -17,6 +17,10 @@
 // unset) → kSuccess, RETRY → kRetry, DROP → kDrop, another value → kRetry; UNIMPLEMENTED → kDrop;
 // any other error → the error (retriable).
 //
+// BulkDeliver (bulkSubscribe): one OnBulkTopicEvent (OnBulkTopicEventAlpha1 when the app answers
+// UNIMPLEMENTED, entry by entry through OnTopicEvent when it answers that too) with every entry
+// as a TopicEventCERequest; the answer's statuses per entry id (an entry left out is retried).
+//
 // Invoke: OnInvoke. The request's headers go as gRPC metadata (names gRPC reserves left out); any
 // status the app answers is a response (grpc_code, grpc_message, http_status per Dapr's gRPC→HTTP
 // table, headers = the app's initial and trailing metadata), except UNAVAILABLE and
@@ -57,6 +61,7 @@ class GrpcAppChannel final : public AppChannel {
 
   void ListSubscriptions(Callback<std::vector<SubscriptionSpec>> done) override;
   void DeliverEvent(TopicEvent event, Callback<EventStatus> done) override;
+  void BulkDeliver(BulkTopicEvent bulk, Callback<BulkEventStatuses> done) override;
   void Invoke(InvokeRequest request, Callback<InvokeResponse> done) override;
   void CheckHealth(DoneCallback done) override;
 
