@@ -25,6 +25,10 @@
 //        RETRY / error → retried per the component's inbound retry policy (Resiliency
 //        `targets.components.<name>.inbound.retry`, else the default below); once the policy is
 //        used up → dead-letter topic if any, then ack; without one, nack (the broker redelivers).
+//   With bulkSubscribe enabled (app subscriptions, not streaming), step 4 collects the messages
+//   per route and sends them in one AppChannel::BulkDeliver once maxMessagesCount are waiting or
+//   the oldest has waited maxAwaitDurationMs; each entry then takes the SUCCESS/DROP/RETRY branch
+//   of its own answer (an entry the app left out counts as RETRY; a retry joins a later batch).
 //   Publishing to the dead-letter topic sends the original message bytes, content type and
 //   metadata to `deadLetterTopic` on the same component; only its success acks the message, a
 //   failure nacks it.
