@@ -1,13 +1,15 @@
 // remora::App called the way a sidecar calls it: Dapr's generated AppCallback stubs over a real
 // gRPC connection. Covers the subscriptions the app declares, event routing and verdicts (bulk
 // too), invocation handlers and their errors, the app API token, health, and the server's
-// lifecycle (free port, $APP_PORT, Stop and SIGTERM ending Run).
+// lifecycle (free port, $APP_PORT, Stop and SIGTERM ending Run); and end to end through remorad
+// with --app-protocol grpc.
 
 #include <pthread.h>
 #include <signal.h>
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <future>
 #include <mutex>
@@ -19,6 +21,7 @@
 #include "dapr/proto/runtime/v1/appcallback.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "remora/app.h"
+#include "remora/client.h"
 #include "remora/components/common/strings.h"
 #include "tests/tools/test_env.h"
 
@@ -424,6 +427,52 @@ TEST(AppTest, RunServesUntilStopOrSigterm) {
     runner.join();
     EXPECT_EQ(app.Start().code(), absl::StatusCode::kFailedPrecondition);
   }
+}
+
+// The whole path: remorad with --app-protocol grpc asks the App for its subscriptions, delivers a
+// published event to the handler, and routes InvokeMethod of its own app id to OnInvoke.
+TEST(AppE2ETest, EventsAndInvocationsReachTheAppThroughRemorad) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<TopicEvent> events;
+  App app(FreePortOptions());
+  app.Subscribe({.pubsub = "pubsub", .topic = "orders"}, [&](const TopicEvent& event) {
+    std::lock_guard lock(mu);
+    events.push_back(event);
+    cv.notify_all();
+    return TopicResult::kSuccess;
+  });
+  app.OnInvoke("hello", [](const InvocationRequest& in) -> absl::StatusOr<InvocationResponse> {
+    return InvocationResponse{.data = StrCat("hi ", in.data), .content_type = "text/plain"};
+  });
+  ASSERT_TRUE(app.Start().ok());
+  const std::string dir = testing::WriteTempFile("pubsub.yaml", R"(apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata: { name: pubsub }
+spec: { type: pubsub.in-memory, version: v1 }
+)");
+  auto sidecar =
+      testing::StartRemorad({"--app-id", "sdk-grpc-app", "--resources-path", dir, "--app-port",
+                             std::to_string(app.port()), "--app-protocol", "grpc"});
+  ASSERT_TRUE(sidecar.ok()) << sidecar.status();
+  RemoteOptions options;
+  options.address = StrCat("127.0.0.1:", sidecar->grpc_port);
+  options.api_token = "";
+  std::unique_ptr<Client> client = Client::Remote(options);
+
+  ASSERT_TRUE(client->PublishJson("pubsub", "orders", {{"n", 1}}).ok());
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return !events.empty(); }));
+    EXPECT_EQ(events[0].topic, "orders");
+    EXPECT_EQ(events[0].pubsub, "pubsub");
+    auto json = events[0].Json();
+    ASSERT_TRUE(json.ok()) << json.status() << " " << events[0].data;
+    EXPECT_EQ((*json)["n"], 1);
+  }
+  auto answer = client->InvokeMethod("sdk-grpc-app", "hello", "POST", "bob", "text/plain");
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_EQ(answer->data, "hi bob");
 }
 
 }  // namespace
