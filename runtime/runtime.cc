@@ -327,7 +327,10 @@ absl::Status Runtime::LoadComponents() {
   auto configuration = LoadConfiguration(options_.config_files);
   if (!configuration.ok()) return configuration.status();
   secrets_ = std::make_unique<SecretsBlock>(std::move(configuration->secret_scopes));
-  if (absl::Status s = CreateInvocation(configuration->name_resolution); !s.ok()) return s;
+  if (absl::Status s = CreateInvocation(configuration->name_resolution, resources.resiliencies);
+      !s.ok()) {
+    return s;
+  }
   if (absl::Status s = LoadSecretStores(resources.components, registry); !s.ok()) return s;
 
   for (const ComponentSpec& spec : resources.components) {
@@ -528,7 +531,8 @@ absl::Status Runtime::LoadSecretStores(const std::vector<ComponentSpec>& specs,
 // Service invocation: the block, and the name resolver that finds other apps' sidecars
 // (Configuration spec.nameResolution; the shared-directory resolver by default).
 absl::Status Runtime::CreateInvocation(
-    const std::optional<ConfigurationSpec::NameResolution>& spec) {
+    const std::optional<ConfigurationSpec::NameResolution>& spec,
+    const std::vector<ResiliencySpec>& resiliencies) {
   nameresolution::Config config;
   if (spec) {
     config.component = spec->component;
@@ -543,6 +547,9 @@ absl::Status Runtime::CreateInvocation(
   invocation.namespace_ = options_.namespace_;
   invocation.io = loops_->contexts.front().get();
   invocation.resolver = resolver_.get();
+  app_policies_ =
+      std::make_unique<resiliency::AppPolicies>(*loops_->contexts.front(), resiliencies);
+  invocation.policies = app_policies_.get();
   invocation_ = std::make_unique<InvocationBlock>(std::move(invocation));
   return absl::OkStatus();
 }

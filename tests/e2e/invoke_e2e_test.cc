@@ -192,6 +192,56 @@ TEST_F(InvokeE2E, Errors) {
   EXPECT_EQ(json::parse(r->body)["errorCode"], "ERR_DIRECT_INVOKE");
 }
 
+// Resiliency (contract §4.3, targets.apps) on the caller's sidecar, and W3C trace context.
+TEST_F(InvokeE2E, ResiliencyRetriesTimeoutAndTracing) {
+  std::string resources = WriteTempFile("resiliency.yaml", R"(apiVersion: dapr.io/v1alpha1
+kind: Resiliency
+metadata: { name: invoke }
+spec:
+  policies:
+    timeouts: { short: 300ms }
+    retries:
+      twice: { policy: constant, duration: 10ms, maxRetries: 2 }
+  targets:
+    apps:
+      b: { timeout: short, retry: twice }
+)");
+  auto r = StartRemorad(
+      {"--app-id", "r", "--resources-path", resources, "--config", config_ + "/config.yaml"});
+  ASSERT_TRUE(r.ok()) << r.status();
+  app_b_->SetPolicy([](const TestApp::Event& e) -> TestApp::Answer {
+    if (e.path == "/flaky" && e.attempt <= 2) return {503, "not yet"};
+    if (e.path == "/slow") return {200, "late", std::chrono::milliseconds(3000)};
+    return Echo(e);
+  });
+  // Two 503s, then 200: the caller sees only the success, the app saw three calls.
+  auto res = Call(*r, "POST", "/v1.0/invoke/b/method/flaky", "x");
+  ASSERT_TRUE(res.ok()) << res.status();
+  EXPECT_EQ(res->status, 200) << res->body;
+  EXPECT_EQ(app_b_->EventsOn("/flaky").size(), 3u);
+
+  // Every attempt times out after 300 ms: ERR_DIRECT_INVOKE long before the app answers.
+  auto started = std::chrono::steady_clock::now();
+  res = Call(*r, "GET", "/v1.0/invoke/b/method/slow");
+  ASSERT_TRUE(res.ok()) << res.status();
+  EXPECT_EQ(res->status, 500) << res->body;
+  EXPECT_EQ(json::parse(res->body)["errorCode"], "ERR_DIRECT_INVOKE");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(2500));
+
+  // The caller's trace goes on to the app as a child span, and comes back.
+  const std::string parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  res = Call(*r, "GET", "/v1.0/invoke/b/method/traced", "", {{"traceparent", parent}});
+  ASSERT_TRUE(res.ok()) << res.status();
+  EXPECT_EQ(res->status, 200);
+  auto traced = app_b_->EventsOn("/traced");
+  ASSERT_EQ(traced.size(), 1u);
+  std::string seen = traced[0].headers["traceparent"];
+  ASSERT_EQ(seen.size(), parent.size()) << seen;
+  EXPECT_EQ(seen.substr(0, 36), parent.substr(0, 36));    // same trace id
+  EXPECT_NE(seen.substr(36, 16), parent.substr(36, 16));  // a new span id
+  EXPECT_EQ(res->Header("traceparent").substr(0, 36), parent.substr(0, 36));
+}
+
 TEST_F(InvokeE2E, GrpcInvokeService) {
   auto stub = v1::Dapr::NewStub(::grpc::CreateChannel(StrCat("127.0.0.1:", a_.grpc_port),
                                                       ::grpc::InsecureChannelCredentials()));

@@ -92,7 +92,11 @@ class Service final : public iv1::Invocation::CallbackService {
           if (!result.ok()) {
             ::grpc::StatusCode code = static_cast<::grpc::StatusCode>(result.status().code());
             errors::Code dapr;
-            if (errors::CodeOf(result.status(), &dapr)) code = ::grpc::StatusCode::UNAVAILABLE;
+            // This sidecar answered, its app did not: not UNAVAILABLE, which the caller reads as
+            // "the callee sidecar is unreachable" and retries.
+            if (errors::CodeOf(result.status(), &dapr)) {
+              code = ::grpc::StatusCode::FAILED_PRECONDITION;
+            }
             reactor->Finish(::grpc::Status(code, std::string(MessageOf(result.status()))));
           } else {
             res->set_http_status(result->http_status);

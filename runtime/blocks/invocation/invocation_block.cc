@@ -1,7 +1,10 @@
 #include "blocks/invocation/invocation_block.h"
 
+#include <algorithm>
+#include <cctype>
 #include <utility>
 
+#include "observability/trace.h"
 #include "remora/components/common/strings.h"
 #include "remora/runtime/asio.h"
 #include "remora/runtime/errors.h"
@@ -24,6 +27,14 @@ absl::Status Wrap(std::string_view app_id, const absl::Status& status) {
   errors::Code code;
   if (errors::CodeOf(status, &code)) return status;
   return InvokeError(app_id, MessageOf(status));
+}
+
+// A failure to reach the app or the callee sidecar: UNAVAILABLE (connection refused, peer gone)
+// is marked unreachable for the resiliency classifier, after wrapping.
+absl::Status TransportError(std::string_view app_id, const absl::Status& status) {
+  absl::Status out = Wrap(app_id, status);
+  if (status.code() == absl::StatusCode::kUnavailable) resiliency::MarkUnreachable(out);
+  return out;
 }
 
 }  // namespace
@@ -93,10 +104,65 @@ void InvocationBlock::Invoke(std::string app_id, InvokeRequest request,
   if (!options_.namespace_.empty()) {
     request.headers.emplace_back("dapr-caller-namespace", options_.namespace_);
   }
-  const bool same_namespace = namespace_.empty() || namespace_ == options_.namespace_;
-  if (app_id == options_.app_id && same_namespace) {
-    return InvokeLocal(std::move(request), std::move(done));
+  // Trace context: a child span of the caller's, on to the callee and back to the caller.
+  std::string traceparent, tracestate;
+  std::erase_if(request.headers, [&](const auto& h) {
+    if (h.first == "traceparent") traceparent = h.second;
+    if (h.first == "tracestate") tracestate = h.second;
+    return h.first == "traceparent" || h.first == "tracestate";
+  });
+  auto trace = observability::TraceContext::ForRequest(traceparent, tracestate);
+  std::string span(trace.traceparent());
+  request.headers.emplace_back("traceparent", span);
+  if (!trace.tracestate().empty()) request.headers.emplace_back("tracestate", trace.tracestate());
+  done = [span, done = std::move(done)](absl::StatusOr<InvokeResponse> result) mutable {
+    if (result.ok() &&
+        std::none_of(result->headers.begin(), result->headers.end(), [](const auto& h) {
+          return h.first.size() == 11 &&
+                 std::equal(h.first.begin(), h.first.end(), "traceparent", [](char a, char b) {
+                   return std::tolower(static_cast<unsigned char>(a)) == b;
+                 });
+        })) {
+      result->headers.emplace_back("traceparent", span);
+    }
+    std::move(done)(std::move(result));
+  };
+
+  const bool local =
+      app_id == options_.app_id && (namespace_.empty() || namespace_ == options_.namespace_);
+  std::shared_ptr<resiliency::PolicyRunner> runner =
+      options_.policies ? options_.policies->ForApp(app_id) : nullptr;
+  if (runner == nullptr) {
+    return Dispatch(local, std::move(app_id), std::move(namespace_), std::move(request),
+                    std::move(done));
   }
+  // Each attempt sends its own copy: a retry must not see a request moved away.
+  auto shared = std::make_shared<const InvokeRequest>(std::move(request));
+  runner->Run<InvokeResponse>(
+      [this, local, app_id, namespace_, shared](Callback<InvokeResponse> attempt) {
+        Dispatch(local, app_id, namespace_, *shared, std::move(attempt));
+      },
+      [](const absl::StatusOr<InvokeResponse>& r) {
+        // Unreachable (retried by Dapr's built-in service retries too) vs a call that cannot
+        // succeed (unknown app id: counted, never retried).
+        if (!r.ok()) {
+          return resiliency::IsUnreachable(r.status()) ? resiliency::Outcome::kUnreachable
+                                                       : resiliency::Outcome::kPermanent;
+        }
+        if (r->grpc_code != 0 || r->http_status < 200 || r->http_status > 399) {
+          return resiliency::Outcome::kFailure;
+        }
+        return resiliency::Outcome::kSuccess;
+      },
+      [app_id, done = std::move(done)](absl::StatusOr<InvokeResponse> result) mutable {
+        if (!result.ok()) return std::move(done)(Wrap(app_id, result.status()));
+        std::move(done)(std::move(result));
+      });
+}
+
+void InvocationBlock::Dispatch(bool local, std::string app_id, std::string namespace_,
+                               InvokeRequest request, Callback<InvokeResponse> done) {
+  if (local) return InvokeLocal(std::move(request), std::move(done));
   InvokeRemote(std::move(app_id), std::move(namespace_), std::move(request), std::move(done));
 }
 
@@ -115,7 +181,7 @@ void InvocationBlock::InvokeLocal(InvokeRequest request, Callback<InvokeResponse
   }
   channel->Invoke(std::move(request), [app_id = options_.app_id, done = std::move(done)](
                                           absl::StatusOr<InvokeResponse> result) mutable {
-    if (!result.ok()) return std::move(done)(Wrap(app_id, result.status()));
+    if (!result.ok()) return std::move(done)(TransportError(app_id, result.status()));
     std::move(done)(std::move(result));
   });
 }
@@ -160,7 +226,8 @@ void InvocationBlock::SendRemote(RemoteInvoker* invoker, std::string target, std
                                  InvokeRequest request, Callback<InvokeResponse> done) {
   invoker->Invoke(target, app_id, std::move(request), options_.remote_timeout,
                   [app_id, done = std::move(done)](absl::StatusOr<InvokeResponse> result) mutable {
-                    if (!result.ok()) return std::move(done)(Wrap(app_id, result.status()));
+                    if (!result.ok())
+                      return std::move(done)(TransportError(app_id, result.status()));
                     std::move(done)(std::move(result));
                   });
 }

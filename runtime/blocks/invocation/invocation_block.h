@@ -30,6 +30,7 @@
 
 #include "appchannel/app_channel.h"
 #include "nameresolution/name_resolver.h"
+#include "resiliency/runner.h"
 
 namespace boost::asio {
 class io_context;
@@ -55,6 +56,9 @@ class InvocationBlock {
     std::string namespace_;
     boost::asio::io_context* io = nullptr;         // timers (remote_wait)
     nameresolution::Resolver* resolver = nullptr;  // null: only the own app id can be called
+    // Resiliency for app targets (`targets.apps.<appId>`: timeout, retries, circuit breaker);
+    // null: each call is tried once. A reply outside 200-399 counts as a failure, as in Dapr.
+    resiliency::AppPolicies* policies = nullptr;
     std::chrono::milliseconds remote_wait{3000};
     // Upper bound of one call to another sidecar (Resiliency timeouts may be shorter).
     std::chrono::milliseconds remote_timeout{60000};
@@ -72,7 +76,9 @@ class InvocationBlock {
   void SetAppHealthy(bool healthy) { app_healthy_.store(healthy); }
 
   // `app_id` may be "app.namespace". The headers of `request` reach the app with
-  // dapr-caller-app-id / dapr-callee-app-id added.
+  // dapr-caller-app-id / dapr-callee-app-id added, and `traceparent`/`tracestate` for a child span
+  // of the caller's trace (a new trace when it sent none); the response carries that
+  // `traceparent` unless the app set its own.
   void Invoke(std::string app_id, InvokeRequest request, Callback<InvokeResponse> done);
 
   // A call for this sidecar's own app that came from another sidecar (the internal API):
@@ -86,6 +92,8 @@ class InvocationBlock {
 
  private:
   struct Waiting;
+  void Dispatch(bool local, std::string app_id, std::string namespace_, InvokeRequest request,
+                Callback<InvokeResponse> done);
   void InvokeRemote(std::string app_id, std::string namespace_, InvokeRequest request,
                     Callback<InvokeResponse> done);
   void SendRemote(RemoteInvoker* invoker, std::string target, std::string app_id,

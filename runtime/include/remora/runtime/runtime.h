@@ -34,6 +34,9 @@ class AppHealthMonitor;
 namespace nameresolution {
 class Resolver;
 }
+namespace resiliency {
+class AppPolicies;
+}
 
 class Runtime {
  public:
@@ -72,7 +75,8 @@ class Runtime {
   absl::Status LoadComponents();
   absl::Status LoadSecretStores(const std::vector<ComponentSpec>& specs, const Registry& registry);
   void StartGrpc();
-  absl::Status CreateInvocation(const std::optional<ConfigurationSpec::NameResolution>& spec);
+  absl::Status CreateInvocation(const std::optional<ConfigurationSpec::NameResolution>& spec,
+                                const std::vector<ResiliencySpec>& resiliencies);
   void RegisterInternalPort(int port);
   void StartSubscriptions();
   bool AwaitGrpcStartSlot();
@@ -89,6 +93,7 @@ class Runtime {
   std::unique_ptr<PubSubBlock> pubsub_;  // destroyed before loops_, which its brokers run on
   std::unique_ptr<LockBlock> lock_;      // destroyed before loops_, which its stores run on
   std::unique_ptr<nameresolution::Resolver> resolver_;
+  std::unique_ptr<resiliency::AppPolicies> app_policies_;  // used by invocation_
   // Uses app_channel_ and resolver_; app_health_ probes app_channel_.
   std::unique_ptr<InvocationBlock> invocation_;
   std::unique_ptr<AppHealthMonitor> app_health_;
