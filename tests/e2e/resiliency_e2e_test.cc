@@ -107,5 +107,130 @@ TEST_F(ResiliencyE2eTest, PublishedEventsCarryTheCallersTraceOrANewOne) {
   }
 }
 
+// A Resiliency file for app "self" with `policies` (YAML lines under spec.policies) and the app
+// target `target` (a flow mapping).
+std::string SelfResiliency(const std::string& policies, const std::string& target) {
+  return StrCat(R"(apiVersion: dapr.io/v1alpha1
+kind: Resiliency
+metadata: { name: res }
+spec:
+  policies:
+)",
+                policies, R"(
+  targets:
+    apps:
+      self: )",
+                target, "\n");
+}
+
+TEST_F(ResiliencyE2eTest, InvocationContinuesTheTraceAndReturnsTraceparent) {
+  Start(kPubsub);
+  auto r = Call("POST", "/v1.0/invoke/self/method/hello", "hi",
+                {{"traceparent", kTraceparent}, {"tracestate", "k=v"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_EQ(AppCalls("/hello"), 1);
+  TestApp::Event e = app_->EventsOn("/hello").at(0);
+  ASSERT_TRUE(e.headers.count("traceparent"));
+  std::string to_app = e.headers.at("traceparent");
+  EXPECT_TRUE(IsTraceparent(to_app)) << to_app;
+  EXPECT_EQ(TraceIdOf(to_app), kTraceId);
+  EXPECT_NE(SpanIdOf(to_app), "00f067aa0ba902b7");
+  EXPECT_EQ(e.headers.count("tracestate") ? e.headers.at("tracestate") : "", "k=v");
+  std::string back = HeaderOf(r, "traceparent");
+  EXPECT_TRUE(IsTraceparent(back)) << back;
+  EXPECT_EQ(TraceIdOf(back), kTraceId);
+
+  // Without a traceparent the call starts a trace, and the caller learns it.
+  r = Call("GET", "/v1.0/invoke/self/method/hello");
+  ASSERT_EQ(r.status, 200) << r.body;
+  back = HeaderOf(r, "traceparent");
+  ASSERT_TRUE(IsTraceparent(back)) << back;
+  EXPECT_NE(TraceIdOf(back), kTraceId);
+  ASSERT_EQ(AppCalls("/hello"), 2);
+  e = app_->EventsOn("/hello").at(1);
+  EXPECT_EQ(TraceIdOf(e.headers["traceparent"]), TraceIdOf(back));
+}
+
+TEST_F(ResiliencyE2eTest, RetriesAreCountedAtTheApp) {
+  Start(
+      SelfResiliency("    retries:\n      three: { policy: constant, duration: 20ms, "
+                     "maxRetries: 3 }",
+                     "{ retry: three }"));
+  std::atomic<int> flaky_calls = 0;
+  app_->SetPolicy([&](const TestApp::Event& e) {
+    if (e.path == "/flaky" && ++flaky_calls <= 2) return TestApp::Answer{.status = 503};
+    if (e.path == "/broken") return TestApp::Answer{.status = 500, .body = "broken"};
+    return TestApp::Answer{.status = 200, .body = "fine"};
+  });
+  // Two failures, then success: the caller sees the success, the app saw three calls.
+  auto r = Call("POST", "/v1.0/invoke/self/method/flaky", "x");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body, "fine");
+  EXPECT_EQ(AppCalls("/flaky"), 3);
+  // Always failing: the call and 3 retries, then the app's own last answer.
+  r = Call("POST", "/v1.0/invoke/self/method/broken", "x");
+  EXPECT_EQ(r.status, 500);
+  EXPECT_EQ(r.body, "broken");
+  EXPECT_EQ(AppCalls("/broken"), 4);
+  // A success is not retried.
+  r = Call("GET", "/v1.0/invoke/self/method/ok");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(AppCalls("/ok"), 1);
+}
+
+TEST_F(ResiliencyE2eTest, TimeoutFailsTheCallWithDirectInvokeError) {
+  Start(
+      SelfResiliency("    timeouts: { quick: 150ms }\n    retries:\n      none: { maxRetries: 0 }",
+                     "{ timeout: quick, retry: none }"));
+  app_->SetPolicy([](const TestApp::Event& e) {
+    if (e.path == "/slow") return TestApp::Answer{.status = 200, .delay = milliseconds(1500)};
+    return TestApp::Answer{.status = 200};
+  });
+  auto start = std::chrono::steady_clock::now();
+  auto r = Call("POST", "/v1.0/invoke/self/method/slow", "x");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(1200));
+  EXPECT_EQ(r.status, 500) << r.body;
+  json body = json::parse(r.body, nullptr, false);
+  EXPECT_EQ(body.value("errorCode", ""), "ERR_DIRECT_INVOKE") << r.body;
+  EXPECT_THAT(body.value("message", ""), HasSubstr("failed to invoke, id: self"));
+  EXPECT_THAT(body.value("message", ""), HasSubstr("timeout"));
+  EXPECT_EQ(Call("GET", "/v1.0/invoke/self/method/fast").status, 200);
+}
+
+TEST_F(ResiliencyE2eTest, CircuitBreakerOpensFailsFastAndCloses) {
+  Start(
+      SelfResiliency("    retries:\n      none: { maxRetries: 0 }\n    circuitBreakers:\n"
+                     "      cb: { maxRequests: 1, timeout: 500ms, trip: consecutiveFailures >= 3 }",
+                     "{ retry: none, circuitBreaker: cb }"));
+  std::atomic<bool> healthy = false;
+  app_->SetPolicy(
+      [&](const TestApp::Event&) { return TestApp::Answer{.status = healthy ? 200 : 500}; });
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(Call("POST", "/v1.0/invoke/self/method/m", "x").status, 500);
+  }
+  EXPECT_EQ(AppCalls("/m"), 3);
+  // Open: the call fails fast without reaching the app.
+  healthy = true;
+  auto r = Call("POST", "/v1.0/invoke/self/method/m", "x");
+  EXPECT_EQ(r.status, 500);
+  EXPECT_THAT(r.body, HasSubstr("circuit breaker is open"));
+  EXPECT_THAT(r.body, HasSubstr("ERR_DIRECT_INVOKE"));
+  EXPECT_EQ(AppCalls("/m"), 3);
+  // After the breaker's timeout one call goes through; its success closes the breaker.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  int status = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    status = Call("POST", "/v1.0/invoke/self/method/m", "x").status;
+    if (status == 200) break;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(AppCalls("/m"), 4);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(Call("POST", "/v1.0/invoke/self/method/m", "x").status, 200);
+  }
+  EXPECT_EQ(AppCalls("/m"), 7);
+}
+
 }  // namespace
 }  // namespace remora::testing
