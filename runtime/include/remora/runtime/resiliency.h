@@ -23,10 +23,10 @@
 //         pubsub: { inbound: { retry: important } }
 //   scopes: [checkout]
 //
-// Actor targets, component outbound timeouts/circuit breakers and `circuitBreakerCacheSize` are
-// accepted and ignored, so Dapr resiliency files load unchanged. A target naming a policy that no
-// loaded Resiliency defines, or a circuit breaker `trip` outside the supported form (see
-// TripCondition), is a load error naming the file.
+// Actor targets, component timeouts/circuit breakers, retry `matching` (the caller classifies)
+// and `circuitBreakerCacheSize` are accepted and ignored, so Dapr resiliency files load unchanged.
+// A target naming a policy that no loaded Resiliency defines, or a circuit breaker `trip` outside
+// the supported form (see TripCondition), is a load error naming the file.
 
 #include <chrono>
 #include <cstdint>
