@@ -2,9 +2,11 @@
 # ctest: the README's run command (scripts/run.sh) with a small bound, on the given component
 # variant; asserts its summary (every order processed, latency figures printed) and, on Redis,
 # that the orders and the stock really are in the redis-server this test started.
-#   examples/pipeline_test.sh memory|redis   (BUILD_DIR: a build with the examples built)
+#   examples/pipeline_test.sh memory|redis [js]   (BUILD_DIR: a build with the examples built)
+# `js` runs inventory on the official @dapr/dapr SDK (tests/compat/node_modules).
 set -euo pipefail
 VARIANT=${1:-memory}
+INVENTORY=${2:-cpp}
 ORDERS=12
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export REMORA_SKIP_SETUP=1 REMORA_SKIP_BUILD=1
@@ -21,7 +23,7 @@ fi
 
 status=0
 timeout 120 "$ROOT/scripts/run.sh" --components "$VARIANT" --orders "$ORDERS" --rate 50 \
-  --duration 60 >"$OUT" 2>&1 || status=$?
+  --duration 60 --inventory "$INVENTORY" >"$OUT" 2>&1 || status=$?
 cat "$OUT"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 ((status == 0)) || fail "run.sh exited with $status"
@@ -31,6 +33,9 @@ summary=$(grep -a 'SUMMARY orders processed' "$OUT" | tail -1)
 ((BASH_REMATCH[1] == ORDERS && BASH_REMATCH[2] == ORDERS)) || fail "not every order: $summary"
 [[ $summary =~ p50\ [0-9.]+\ ms,\ p99\ [0-9.]+\ ms ]] || fail "no latency figures: $summary"
 grep -aq '\[checkout\] .*published order-1 ' "$OUT" || fail "no progress from checkout"
+if [[ $INVENTORY == js ]]; then
+  grep -aq 'inventory (JavaScript) serving' "$OUT" || fail "the JavaScript inventory did not serve"
+fi
 
 if [[ $VARIANT == redis ]]; then
   orders=$(redis-cli -p "$port" --scan --pattern 'order-processor||order-*' | wc -l)
