@@ -3,6 +3,7 @@
 // every verb, path, query and headers through; the app's status and body back; Dapr's errors for
 // a missing app id, an unknown app id, a callee whose app is down, and a callee that has shut down.
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <memory>
@@ -240,6 +241,54 @@ spec:
   EXPECT_EQ(seen.substr(0, 36), parent.substr(0, 36));    // same trace id
   EXPECT_NE(seen.substr(36, 16), parent.substr(36, 16));  // a new span id
   EXPECT_EQ(res->Header("traceparent").substr(0, 36), parent.substr(0, 36));
+}
+
+// --enable-app-health-check: after the threshold of failed probes invocations of the app fail
+// without reaching it; the first good probe lets them through again.
+TEST_F(InvokeE2E, AppHealthCheckGatesInvocation) {
+  auto healthy = std::make_shared<std::atomic<bool>>(true);
+  app_a_->SetPolicy([healthy](const TestApp::Event& e) -> TestApp::Answer {
+    if (e.path == "/healthz") return {healthy->load() ? 200 : 503, ""};
+    return Echo(e);
+  });
+  auto h = StartRemorad({"--app-id", "h", "--app-port", std::to_string(app_a_->port()),
+                         "--enable-app-health-check", "--app-health-probe-interval", "1",
+                         "--app-health-threshold", "1", "--config", config_ + "/config.yaml"});
+  ASSERT_TRUE(h.ok()) << h.status();
+  auto status_until = [&](int want) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(6);
+    absl::StatusOr<http::Response> r;
+    do {
+      r = Call(*h, "GET", "/v1.0/invoke/h/method/work");
+      if (r.ok() && r->status == want) return r;
+    } while (std::chrono::steady_clock::now() < deadline);
+    return r;
+  };
+  auto r = status_until(200);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+  healthy->store(false);
+  r = status_until(500);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 500) << r->body;
+  EXPECT_THAT(r->body, HasSubstr("app is not healthy"));
+  healthy->store(true);
+  r = status_until(200);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200) << r->body;
+}
+
+// A sidecar killed without a graceful shutdown leaves its record behind; on the same host the
+// resolver notices the dead pid at once, so callers get ERR_DIRECT_INVOKE, not a hang.
+TEST_F(InvokeE2E, KilledSidecarDropsOut) {
+  b_.process->Signal(SIGKILL);
+  ASSERT_TRUE(b_.process->Wait(std::chrono::seconds(5)).has_value());
+  auto started = std::chrono::steady_clock::now();
+  auto r = Call(a_, "GET", "/v1.0/invoke/b/method/x");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 500) << r->body;
+  EXPECT_EQ(json::parse(r->body)["errorCode"], "ERR_DIRECT_INVOKE");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
 }
 
 TEST_F(InvokeE2E, GrpcInvokeService) {
