@@ -3,6 +3,11 @@
 
 #include "remora/client.h"
 
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <vector>
+
 #include <gtest/gtest.h>
 
 #include "remora/components/common/strings.h"
@@ -169,6 +174,63 @@ spec:
   EXPECT_EQ((*client)->GetSecret("localsecrets", "absent").status().code(),
             absl::StatusCode::kInternal);
 }
+
+#if REMORA_TEST_STATE_REDIS
+// Configuration and lock in-process on configuration.redis and lock.redis (a real redis-server):
+// the same answers as through a sidecar; invocation is not available embedded.
+TEST(EmbeddedClientTest, ConfigurationAndLockThroughTheRuntimesBlocks) {
+  auto redis = testing::RedisServer::Start();
+  ASSERT_TRUE(redis.ok()) << redis.status();
+  ASSERT_TRUE((*redis)->Command({"SET", "limit", "100||3"}).ok());
+  auto component = [&](const std::string& name, const std::string& type) {
+    return StrCat("apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: { name: ", name,
+                  " }\nspec:\n  type: ", type, "\n  version: v1\n  metadata:\n",
+                  "  - { name: redisHost, value: \"", (*redis)->address(), "\" }\n---\n");
+  };
+  EmbeddedOptions options;
+  options.app_id = "shop";
+  options.resources_paths = {testing::WriteTempFile(
+      "c.yaml",
+      component("configstore", "configuration.redis") + component("lockstore", "lock.redis"))};
+  auto client = Client::Embedded(options);
+  ASSERT_TRUE(client.ok()) << client.status();
+
+  auto got = (*client)->GetConfiguration("configstore", {"limit"});
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->at("limit").value, "100");
+  EXPECT_EQ(got->at("limit").version, "3");
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<ConfigurationUpdate> updates;
+  auto id = (*client)->SubscribeConfiguration("configstore", {"limit"},
+                                              [&](const ConfigurationUpdate& u) {
+                                                std::lock_guard lock(mu);
+                                                updates.push_back(u);
+                                                cv.notify_all();
+                                              });
+  ASSERT_TRUE(id.ok()) << id.status();
+  ASSERT_TRUE((*redis)->Command({"SET", "limit", "7||8"}).ok());
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return !updates.empty(); }));
+    EXPECT_EQ(updates[0].subscription_id, *id);
+    EXPECT_EQ(updates[0].items.at("limit").value, "7");
+  }
+  EXPECT_TRUE((*client)->UnsubscribeConfiguration("configstore", *id).ok());
+
+  EXPECT_TRUE((*client)->TryLock("lockstore", "r1", "me", 30).value());
+  EXPECT_FALSE((*client)->TryLock("lockstore", "r1", "you", 30).value());
+  EXPECT_EQ((*client)->Unlock("lockstore", "r1", "you").value(),
+            UnlockStatus::kLockBelongsToOthers);
+  EXPECT_EQ((*client)->Unlock("lockstore", "r1", "me").value(), UnlockStatus::kSuccess);
+  EXPECT_EQ((*client)->TryLock("nope", "r1", "me", 30).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  EXPECT_EQ((*client)->InvokeMethod("shop", "m").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+#endif
 
 }  // namespace
 }  // namespace remora::sdk_test

@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cstdlib>
 
+#include "blocks/configuration/configuration_block.h"
+#include "blocks/lock/lock_block.h"
 #include "blocks/metadata/metadata_block.h"
 #include "blocks/pubsub/pubsub_block.h"
 #include "blocks/secrets/secrets_block.h"
@@ -67,6 +69,15 @@ rs::Options ToRuntime(const StateOptions& o) {
 
 rs::SetRequest ToRuntime(const StateItem& item) {
   return {item.key, item.value, item.etag, item.metadata, ToRuntime(item.options)};
+}
+
+ConfigurationItems ToSdk(components::configuration::Items items) {
+  ConfigurationItems out;
+  for (auto& [key, item] : items) {
+    out[key] = {std::move(item.value), std::move(item.version),
+                Metadata(item.metadata.begin(), item.metadata.end())};
+  }
+  return out;
 }
 
 class EmbeddedClient final : public Client {
@@ -244,25 +255,78 @@ class EmbeddedClient final : public Client {
     return out;
   }
 
-  // The embedded runtime has no configuration, lock or invocation block wired to the SDK yet.
+  // Invocation needs an app channel and peers to call: an embedded runtime has neither.
   absl::StatusOr<InvokeResponse> InvokeMethod(const InvokeRequest&) override {
     return NotEmbedded("service invocation");
   }
-  absl::StatusOr<ConfigurationItems> GetConfiguration(const GetConfigurationRequest&) override {
-    return NotEmbedded("configuration");
+
+  absl::StatusOr<ConfigurationItems> GetConfiguration(
+      const GetConfigurationRequest& request) override {
+    if (absl::Status s = CheckOpen(); !s.ok()) return s;
+    runtime::ConfigurationBlock* block = runtime_->blocks().configuration;
+    if (block == nullptr) return NotEmbedded("configuration");
+    auto result = sdk_internal::Await<absl::StatusOr<components::configuration::Items>>(
+        [&](auto done) {
+          block->Get(request.store, {request.keys, request.metadata}, std::move(done));
+        },
+        timeout_);
+    if (!result.ok()) return Public(result.status());
+    return ToSdk(std::move(*result));
   }
-  absl::StatusOr<std::string> SubscribeConfiguration(const SubscribeConfigurationRequest&,
-                                                     ConfigurationHandler) override {
-    return NotEmbedded("configuration");
+
+  absl::StatusOr<std::string> SubscribeConfiguration(const SubscribeConfigurationRequest& request,
+                                                     ConfigurationHandler handler) override {
+    if (absl::Status s = CheckOpen(); !s.ok()) return s;
+    runtime::ConfigurationBlock* block = runtime_->blocks().configuration;
+    if (block == nullptr) return NotEmbedded("configuration");
+    auto shared = std::make_shared<ConfigurationHandler>(std::move(handler));
+    auto result = sdk_internal::Await<absl::StatusOr<std::string>>(
+        [&](auto done) {
+          block->Subscribe(
+              request.store, {request.keys, request.metadata},
+              [shared](components::configuration::UpdateEvent event) {
+                if (*shared) (*shared)({std::move(event.id), ToSdk(std::move(event.items))});
+              },
+              nullptr, std::move(done));
+        },
+        timeout_);
+    if (!result.ok()) return Public(result.status());
+    return *std::move(result);
   }
-  absl::Status UnsubscribeConfiguration(std::string_view, std::string_view) override {
-    return NotEmbedded("configuration");
+
+  absl::Status UnsubscribeConfiguration(std::string_view store, std::string_view id) override {
+    if (absl::Status s = CheckOpen(); !s.ok()) return s;
+    runtime::ConfigurationBlock* block = runtime_->blocks().configuration;
+    if (block == nullptr) return NotEmbedded("configuration");
+    return Public(block->Unsubscribe(store, std::string(id)));
   }
-  absl::StatusOr<bool> TryLock(const TryLockRequest&) override {
-    return NotEmbedded("distributed lock");
+
+  absl::StatusOr<bool> TryLock(const TryLockRequest& request) override {
+    if (absl::Status s = CheckOpen(); !s.ok()) return s;
+    runtime::LockBlock* block = runtime_->blocks().lock;
+    if (block == nullptr) return NotEmbedded("distributed lock");
+    auto result = sdk_internal::Await<absl::StatusOr<components::lock::TryLockResponse>>(
+        [&](auto done) {
+          block->TryLock(request.store, {request.resource, request.owner, request.expiry_seconds},
+                         std::move(done));
+        },
+        timeout_);
+    if (!result.ok()) return Public(result.status());
+    return result->success;
   }
-  absl::StatusOr<UnlockStatus> Unlock(const UnlockRequest&) override {
-    return NotEmbedded("distributed lock");
+
+  absl::StatusOr<UnlockStatus> Unlock(const UnlockRequest& request) override {
+    if (absl::Status s = CheckOpen(); !s.ok()) return s;
+    runtime::LockBlock* block = runtime_->blocks().lock;
+    if (block == nullptr) return NotEmbedded("distributed lock");
+    auto result = sdk_internal::Await<absl::StatusOr<components::lock::UnlockStatus>>(
+        [&](auto done) {
+          block->Unlock(request.store, {request.resource, request.owner}, std::move(done));
+        },
+        timeout_);
+    if (!result.ok()) return Public(result.status());
+    // The component's enum has Dapr's wire values, as UnlockStatus has its order.
+    return static_cast<UnlockStatus>(static_cast<int>(*result));
   }
 
   absl::Status Shutdown() override {

@@ -296,9 +296,9 @@ struct ConfigurationUpdate {
   ConfigurationItems items{};
 };
 
-// Called on a thread of the client's (one per subscription), one update at a time per
-// subscription. It must not call UnsubscribeConfiguration for its own subscription (deadlock):
-// hand that to another thread.
+// Called on a thread that is not the caller's (remote: one per subscription; embedded: the
+// runtime's event loop), one update at a time per subscription. It should not block for long and
+// must not call UnsubscribeConfiguration for its own subscription: hand that to another thread.
 using ConfigurationHandler = std::function<void(const ConfigurationUpdate& update)>;
 
 // ---- distributed lock --------------------------------------------------------------------------
@@ -388,7 +388,7 @@ class Client {
   // UnsubscribeConfiguration(store, id) returns or the client is destroyed (after either, it is
   // never called again). Errors: INVALID_ARGUMENT (unknown store), FAILED_PRECONDITION (no
   // configuration store), INTERNAL (the store failed); Unsubscribe: NOT_FOUND when the sidecar
-  // has no subscription with that id. Embedded transport: FAILED_PRECONDITION (not there yet).
+  // has no subscription with that id.
   virtual absl::StatusOr<ConfigurationItems> GetConfiguration(
       const GetConfigurationRequest& request) = 0;
   virtual absl::StatusOr<std::string> SubscribeConfiguration(
@@ -398,7 +398,7 @@ class Client {
   // Distributed lock (Dapr's alpha API). TryLock: true when this owner now holds the lock, false
   // when somebody else does (not an error). Unlock: the store's verdict. Errors: INVALID_ARGUMENT
   // (unknown store, empty resource/owner, expiry <= 0), FAILED_PRECONDITION (no lock store),
-  // INTERNAL (the store failed). Embedded transport: FAILED_PRECONDITION (not there yet).
+  // INTERNAL (the store failed).
   virtual absl::StatusOr<bool> TryLock(const TryLockRequest& request) = 0;
   virtual absl::StatusOr<UnlockStatus> Unlock(const UnlockRequest& request) = 0;
 
