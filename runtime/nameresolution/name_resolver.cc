@@ -111,6 +111,13 @@ class DirectoryResolver final : public Resolver {
   std::string Name() const override { return "directory"; }
 
   absl::Status Register(const Registration& self) override {
+    // The runtime registers from the gRPC start-up thread while a shutdown may be unregistering:
+    // a heartbeat started after Unregister would never be joined.
+    std::lock_guard registration(registration_mu_);
+    {
+      std::lock_guard lock(mu_);
+      if (stopped_) return absl::OkStatus();
+    }
     self_ = self;
     std::string dir = StrCat(path_, "/", Ns(self.namespace_), "/", self.app_id);
     if (!MakeDirs(dir)) {
@@ -129,14 +136,15 @@ class DirectoryResolver final : public Resolver {
   }
 
   void Unregister() override {
+    std::lock_guard registration(registration_mu_);
     {
       std::lock_guard lock(mu_);
-      if (stopped_) return;
       stopped_ = true;
     }
     cv_.notify_all();
     if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
     if (!file_.empty()) ::unlink(file_.c_str());
+    file_.clear();
   }
 
   absl::StatusOr<std::string> Resolve(const std::string& app_id,
@@ -253,6 +261,7 @@ class DirectoryResolver final : public Resolver {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopped_ = false;
+  std::mutex registration_mu_;  // Register against Unregister
   std::thread heartbeat_thread_;
   std::unordered_map<std::string, CacheEntry> cache_;
 };
@@ -266,6 +275,13 @@ class KubernetesResolver final : public Resolver {
 
   std::string Name() const override { return "kubernetes"; }
   absl::Status Register(const Registration& self) override {
+    // The runtime registers from the gRPC start-up thread while a shutdown may be unregistering:
+    // a heartbeat started after Unregister would never be joined.
+    std::lock_guard registration(registration_mu_);
+    {
+      std::lock_guard lock(mu_);
+      if (stopped_) return absl::OkStatus();
+    }
     self_ = self;
     return absl::OkStatus();
   }
