@@ -555,6 +555,36 @@ TEST(GrpcAppChannelTest, InvokeHealthAndSubscriptionsAgainstTheApp) {
   EXPECT_TRUE(specs->empty());
 }
 
+TEST(GrpcAppChannelTest, MaxConcurrencyLimitsTheEventsInTheApp) {
+  auto app = GrpcTestApp::Start({});
+  ASSERT_TRUE(app.ok()) << app.status();
+  (*app)->SetPolicy(
+      [](const GrpcTestApp::Event&) { return GrpcTestApp::Answer{.delay = milliseconds(30)}; });
+  runtime::grpc::AppChannelConfig config;
+  config.port = (*app)->port();
+  config.max_concurrency = 2;
+  runtime::grpc::GrpcAppChannel channel(config);
+  constexpr int kEvents = 8;
+  std::atomic<int> succeeded{0};
+  std::atomic<int> done{0};
+  std::promise<void> all;
+  for (int i = 0; i < kEvents; ++i) {
+    runtime::TopicEvent event;
+    event.cloud_event = {{"id", StrCat("c", i)}, {"specversion", "1.0"}, {"data", "x"}};
+    event.pubsub_name = "pubsub";
+    event.topic = "t";
+    event.path = "/c";
+    channel.DeliverEvent(std::move(event), [&](absl::StatusOr<runtime::EventStatus> s) {
+      if (s.ok() && *s == runtime::EventStatus::kSuccess) ++succeeded;
+      if (++done == kEvents) all.set_value();
+    });
+  }
+  ASSERT_EQ(all.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(succeeded.load(), kEvents);
+  EXPECT_EQ((*app)->Events().size(), static_cast<size_t>(kEvents));
+  EXPECT_EQ((*app)->max_concurrent(), 2);
+}
+
 TEST(GrpcAppChannelTest, AnAppThatIsNotListeningIsATransportError) {
   runtime::grpc::AppChannelConfig config;
   config.port = FreePort();

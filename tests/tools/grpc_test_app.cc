@@ -37,6 +37,8 @@ struct GrpcTestApp::Impl final : public v1::AppCallback::Service,
   std::vector<Invocation> invocations;
   std::atomic<int> list_calls{0};
   std::atomic<int> health_checks{0};
+  std::atomic<int> concurrent{0};
+  std::atomic<int> max_concurrent{0};
 
   ::grpc::Status ListTopicSubscriptions(::grpc::ServerContext*, const google::protobuf::Empty*,
                                         v1::ListTopicSubscriptionsResponse* res) override {
@@ -60,7 +62,14 @@ struct GrpcTestApp::Impl final : public v1::AppCallback::Service,
       events.push_back(event);
       current = policy;
     }
+    int now = concurrent.fetch_add(1) + 1;
+    for (int seen = max_concurrent.load();
+         now > seen && !max_concurrent.compare_exchange_weak(seen, now);) {
+    }
     Answer answer = current ? current(event) : Answer{};
+    // The app being slow is the point here (concurrency limits), not a wait of the test.
+    if (answer.delay.count() > 0) std::this_thread::sleep_for(answer.delay);
+    concurrent.fetch_sub(1);
     if (!answer.error.ok()) return answer.error;
     res->set_status(answer.status);
     return ::grpc::Status::OK;
@@ -173,6 +182,8 @@ bool GrpcTestApp::WaitFor(const std::function<bool(const std::vector<Event>&)>& 
 }
 
 int GrpcTestApp::list_calls() const { return impl_->list_calls.load(); }
+
+int GrpcTestApp::max_concurrent() const { return impl_->max_concurrent.load(); }
 
 std::vector<GrpcTestApp::Invocation> GrpcTestApp::Invocations() const {
   std::lock_guard lock(impl_->mu);

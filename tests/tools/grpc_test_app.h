@@ -48,6 +48,7 @@ class GrpcTestApp {
   struct Answer {
     EventStatus status = ::dapr::proto::runtime::v1::TopicEventResponse::SUCCESS;
     ::grpc::Status error = ::grpc::Status::OK;  // not OK: the call fails with it
+    std::chrono::milliseconds delay{0};         // answer after this long
   };
   using Policy = std::function<Answer(const Event&)>;
 
@@ -71,6 +72,8 @@ class GrpcTestApp {
   bool WaitFor(const std::function<bool(const std::vector<Event>&)>& done,
                std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
   int list_calls() const;
+  // The most OnTopicEvent calls the app was answering at the same time.
+  int max_concurrent() const;
   // OnInvoke answers "<method>:<data>" as text/plain with response metadata `x-echo: <method>`;
   // method "fail" answers NOT_FOUND "no such method".
   std::vector<Invocation> Invocations() const;
