@@ -275,13 +275,6 @@ class KubernetesResolver final : public Resolver {
 
   std::string Name() const override { return "kubernetes"; }
   absl::Status Register(const Registration& self) override {
-    // The runtime registers from the gRPC start-up thread while a shutdown may be unregistering:
-    // a heartbeat started after Unregister would never be joined.
-    std::lock_guard registration(registration_mu_);
-    {
-      std::lock_guard lock(mu_);
-      if (stopped_) return absl::OkStatus();
-    }
     self_ = self;
     return absl::OkStatus();
   }
