@@ -59,7 +59,8 @@ struct Sub {
   std::unique_ptr<remora::redis::Subscription> Stop() {
     std::lock_guard lock(mu);
     active = false;
-    handler = nullptr;
+    // The handler is not destroyed here: Stop may run inside it (a handler unsubscribing
+    // itself). It goes with the Sub, which Deliver keeps alive while the handler runs.
     timer.cancel();
     return std::move(subscription);
   }

@@ -169,13 +169,15 @@ class SubscribeReactor final : public ::grpc::ServerWriteReactor<Response> {
     if (start) StartWrite(start);
   }
 
-  // Unsubscribed: what is queued still goes out, then the stream ends OK.
+  // Unsubscribed: what is queued still goes out, then the stream ends OK. After a cancellation
+  // the caller (OnCancel / OnSubscribed) finishes instead: finishing here could let OnDone delete
+  // the reactor while that caller still uses it.
   void FinishAfterQueue() {
     bool finish;
     {
       std::lock_guard lock(mu_);
       finish_pending_ = true;
-      finish = !writing_ && !finished_;
+      finish = !writing_ && !finished_ && !cancelled_;
       if (finish) finished_ = true;
     }
     if (finish) Finish(::grpc::Status::OK);
