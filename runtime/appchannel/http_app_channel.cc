@@ -433,52 +433,6 @@ void HttpAppChannel::DeliverEvent(TopicEvent event, Callback<EventStatus> done) 
   });
 }
 
-void HttpAppChannel::BulkDeliver(BulkTopicEvent bulk, Callback<BulkEventStatuses> done) {
-  http::Request request;
-  request.method = "POST";
-  request.target = Path(bulk.path);
-  request.timeout = impl_->options.event_timeout;
-  request.headers.emplace_back("Content-Type", "application/json");
-  request.headers.emplace_back("pubsubname", bulk.pubsub_name);
-  if (!impl_->options.app_api_token.empty()) {
-    request.headers.emplace_back("dapr-api-token", impl_->options.app_api_token);
-  }
-  json entries = json::array();
-  std::vector<std::string> ids;
-  ids.reserve(bulk.entries.size());
-  for (BulkTopicEvent::Entry& entry : bulk.entries) {
-    json metadata = json::object();
-    for (auto& [k, v] : entry.metadata) metadata[k] = std::move(v);
-    entries.push_back({{"entryId", entry.entry_id},
-                       {"event", std::move(entry.event)},
-                       {"contentType", std::move(entry.content_type)},
-                       {"metadata", std::move(metadata)}});
-    ids.push_back(std::move(entry.entry_id));
-  }
-  json body = {{"id", NewUuid()},
-               {"type", "com.dapr.event.sent.bulk"},
-               {"topic", bulk.topic},
-               {"pubsubname", bulk.pubsub_name},
-               {"metadata", json::object()},
-               {"entries", std::move(entries)}};
-  request.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
-  std::string target = request.target;
-  impl_->Send(std::move(request), [done = std::move(done), target = std::move(target),
-                                   ids = std::move(ids)](
-                                      absl::StatusOr<http::Response> result) mutable {
-    if (!result.ok()) return std::move(done)(result.status());
-    auto statuses = BulkStatusesFromResponse(result->status, result->body, ids);
-    if (!statuses.ok()) {
-      return std::move(done)(MakeStatus(
-          statuses.status().code(), StrCat("POST ", target, ": ", MessageOf(statuses.status()))));
-    }
-    if (result->status == 404) {
-      log::Error("the app answered 404 to bulk POST ", target, ": ", ids.size(), " events dropped");
-    }
-    std::move(done)(*std::move(statuses));
-  });
-}
-
 void HttpAppChannel::Invoke(InvokeRequest request, Callback<InvokeResponse> done) {
   http::Request out;
   out.method = request.verb.empty() ? "POST" : std::move(request.verb);
@@ -537,6 +491,52 @@ void HttpAppChannel::CheckHealth(DoneCallback done) {
                      StrCat("app health probe GET ", target, " answered HTTP ", result->status)));
     }
     std::move(done)(absl::OkStatus());
+  });
+}
+
+void HttpAppChannel::BulkDeliver(BulkTopicEvent bulk, Callback<BulkEventStatuses> done) {
+  http::Request request;
+  request.method = "POST";
+  request.target = Path(bulk.path);
+  request.timeout = impl_->options.event_timeout;
+  request.headers.emplace_back("Content-Type", "application/json");
+  request.headers.emplace_back("pubsubname", bulk.pubsub_name);
+  if (!impl_->options.app_api_token.empty()) {
+    request.headers.emplace_back("dapr-api-token", impl_->options.app_api_token);
+  }
+  json entries = json::array();
+  std::vector<std::string> ids;
+  ids.reserve(bulk.entries.size());
+  for (BulkTopicEvent::Entry& entry : bulk.entries) {
+    json metadata = json::object();
+    for (auto& [k, v] : entry.metadata) metadata[k] = std::move(v);
+    entries.push_back({{"entryId", entry.entry_id},
+                       {"event", std::move(entry.event)},
+                       {"contentType", std::move(entry.content_type)},
+                       {"metadata", std::move(metadata)}});
+    ids.push_back(std::move(entry.entry_id));
+  }
+  json body = {{"id", NewUuid()},
+               {"type", "com.dapr.event.sent.bulk"},
+               {"topic", bulk.topic},
+               {"pubsubname", bulk.pubsub_name},
+               {"metadata", json::object()},
+               {"entries", std::move(entries)}};
+  request.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  std::string target = request.target;
+  impl_->Send(std::move(request), [done = std::move(done), target = std::move(target),
+                                   ids = std::move(ids)](
+                                      absl::StatusOr<http::Response> result) mutable {
+    if (!result.ok()) return std::move(done)(result.status());
+    auto statuses = BulkStatusesFromResponse(result->status, result->body, ids);
+    if (!statuses.ok()) {
+      return std::move(done)(MakeStatus(
+          statuses.status().code(), StrCat("POST ", target, ": ", MessageOf(statuses.status()))));
+    }
+    if (result->status == 404) {
+      log::Error("the app answered 404 to bulk POST ", target, ": ", ids.size(), " events dropped");
+    }
+    std::move(done)(*std::move(statuses));
   });
 }
 

@@ -65,6 +65,10 @@ struct HttpAppChannelOptions {
   std::chrono::milliseconds event_timeout{60000};
   // Service invocation: an app slower than this fails the call with DEADLINE_EXCEEDED.
   std::chrono::milliseconds invoke_timeout{60000};
+  // App health probe (--app-health-check-path, --app-health-probe-timeout).
+  std::string health_check_path = "/healthz";
+  std::chrono::milliseconds health_probe_timeout{500};
+};
 
 // Parses the body of GET /dapr/subscribe. Items without pubsubname or topic are an error naming
 // the item's index.
@@ -84,9 +88,9 @@ class HttpAppChannel : public AppChannel {
 
   void ListSubscriptions(Callback<std::vector<SubscriptionSpec>> done) override;
   void DeliverEvent(TopicEvent event, Callback<EventStatus> done) override;
+  void BulkDeliver(BulkTopicEvent bulk, Callback<BulkEventStatuses> done) override;
   void Invoke(InvokeRequest request, Callback<InvokeResponse> done) override;
   void CheckHealth(DoneCallback done) override;
-  void BulkDeliver(BulkTopicEvent bulk, Callback<BulkEventStatuses> done) override;
 
  private:
   struct Impl;
