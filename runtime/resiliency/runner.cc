@@ -280,8 +280,9 @@ PolicyRunner::PolicyRunner(boost::asio::io_context& io, TargetPolicy policy,
 
 // --- AppPolicies ---
 
-AppPolicies::AppPolicies(boost::asio::io_context& io, std::vector<ResiliencySpec> specs)
-    : io_(io), specs_(std::move(specs)) {}
+AppPolicies::AppPolicies(boost::asio::io_context& io, std::vector<ResiliencySpec> specs,
+                         size_t max_cached)
+    : io_(io), specs_(std::move(specs)), max_cached_(max_cached) {}
 
 std::shared_ptr<PolicyRunner> AppPolicies::ForApp(std::string_view app_id) {
   std::lock_guard lock(mu_);
@@ -291,7 +292,7 @@ std::shared_ptr<PolicyRunner> AppPolicies::ForApp(std::string_view app_id) {
   std::shared_ptr<CircuitBreaker> breaker;
   if (policy.circuit_breaker) breaker = std::make_shared<CircuitBreaker>(*policy.circuit_breaker);
   auto runner = std::make_shared<PolicyRunner>(io_, std::move(policy), std::move(breaker));
-  runners_.emplace(std::string(app_id), runner);
+  if (runners_.size() < max_cached_) runners_.emplace(std::string(app_id), runner);
   return runner;
 }
 

@@ -152,15 +152,20 @@ class PolicyRunner {
 };
 
 // The runners for app targets of one runtime: one PolicyRunner (and so one circuit breaker) per
-// app id, created on first use from AppPolicy(specs, app_id).
+// app id, created on first use from AppPolicy(specs, app_id). At most `max_cached` app ids are
+// kept, so callers naming endless app ids cannot grow memory; past that an app id gets a fresh
+// runner per call (its timeout and retries apply, a circuit breaker cannot trip).
 class AppPolicies {
  public:
-  AppPolicies(boost::asio::io_context& io, std::vector<ResiliencySpec> specs);
+  static constexpr size_t kDefaultMaxCached = 4096;
+  AppPolicies(boost::asio::io_context& io, std::vector<ResiliencySpec> specs,
+              size_t max_cached = kDefaultMaxCached);
   std::shared_ptr<PolicyRunner> ForApp(std::string_view app_id);
 
  private:
   boost::asio::io_context& io_;
   const std::vector<ResiliencySpec> specs_;
+  const size_t max_cached_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<PolicyRunner>, std::less<>> runners_;
 };

@@ -388,6 +388,15 @@ TEST_F(RunnerTest, AppPoliciesShareOneBreakerPerApp) {
   EXPECT_EQ(policies.ForApp("a"), policies.ForApp("a"));
   EXPECT_NE(policies.ForApp("a"), policies.ForApp("b"));
   EXPECT_EQ(policies.ForApp("a")->breaker(), nullptr);  // no circuit breaker by default
+
+  // Bounded: past the cache size an app id gets a runner of its own per call.
+  AppPolicies bounded(io_, {}, /*max_cached=*/2);
+  auto a = bounded.ForApp("a");
+  auto b = bounded.ForApp("b");
+  EXPECT_EQ(bounded.ForApp("a"), a);
+  EXPECT_EQ(bounded.ForApp("b"), b);
+  EXPECT_NE(bounded.ForApp("c"), bounded.ForApp("c"));
+  EXPECT_TRUE(bounded.ForApp("c")->policy().builtin_retry);
 }
 
 }  // namespace
