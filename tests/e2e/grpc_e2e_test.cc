@@ -341,30 +341,11 @@ TEST_F(GrpcE2E, MetadataReportsComponentsAndSetMetadataIsSharedWithHttp) {
 }
 
 TEST_F(GrpcE2E, UnimplementedRpcsNameThemselves) {
-  v1::PublishEventRequest publish;
-  google::protobuf::Empty empty;
-  ::grpc::Status s = client_->stub().PublishEvent(client_->Context().get(), publish, &empty);
+  v1::InvokeBindingRequest binding;
+  v1::InvokeBindingResponse binding_res;
+  ::grpc::Status s = client_->stub().InvokeBinding(client_->Context().get(), binding, &binding_res);
   EXPECT_EQ(s.error_code(), ::grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_EQ(s.error_message(), "PublishEvent is not implemented in this build of remorad");
-
-  // Server streaming.
-  auto ctx = client_->Context();
-  auto reader = client_->stub().SubscribeConfiguration(ctx.get(), {});
-  v1::SubscribeConfigurationResponse msg;
-  EXPECT_FALSE(reader->Read(&msg));
-  s = reader->Finish();
-  EXPECT_EQ(s.error_code(), ::grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(s.error_message(), HasSubstr("SubscribeConfiguration is not implemented"));
-
-  // Bidirectional streaming.
-  auto bidi_ctx = client_->Context();
-  auto stream = client_->stub().SubscribeTopicEventsAlpha1(bidi_ctx.get());
-  stream->WritesDone();
-  v1::SubscribeTopicEventsResponseAlpha1 event;
-  EXPECT_FALSE(stream->Read(&event));
-  s = stream->Finish();
-  EXPECT_EQ(s.error_code(), ::grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(s.error_message(), HasSubstr("SubscribeTopicEventsAlpha1 is not implemented"));
+  EXPECT_EQ(s.error_message(), "InvokeBinding is not implemented in this build of remorad");
 
   // An RPC of Dapr's service that our .proto does not declare.
   s = client_->CallByName("/dapr.proto.runtime.v1.Dapr/RegisterActorTimer");
