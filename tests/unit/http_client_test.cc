@@ -205,6 +205,16 @@ Request Get(std::string target, std::chrono::milliseconds timeout = std::chrono:
   return request;
 }
 
+// A configuration key, a Vault path or an invoked method must reach the server as the bytes the
+// user gave: what is neither unreserved nor asked to be kept is escaped, UTF-8 byte by byte.
+TEST(PercentEncodeTest, EscapesAllButUnreservedAndKept) {
+  EXPECT_EQ(PercentEncode("a b/c?d~e-f_g.h"), "a%20b%2Fc%3Fd~e-f_g.h");
+  EXPECT_EQ(PercentEncode("caf\xC3\xA9%"), "caf%C3%A9%25");
+  EXPECT_EQ(PercentEncode("kv/my secret", "/"), "kv/my%20secret");
+  EXPECT_EQ(PercentEncode("a:b@c", "!$&'()*+,;=:@"), "a:b@c");
+  EXPECT_EQ(PercentEncode(""), "");
+}
+
 TEST(HttpClientTest, SendsRequestAndParsesStatusHeadersBody) {
   CannedServer server([](const Seen&) {
     return Reply{"HTTP/1.1 201 Created\r\nContent-Length: 5\r\nX-Thing: abc\r\n\r\nhello"};

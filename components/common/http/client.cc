@@ -669,6 +669,23 @@ absl::Status Conn::ErrorStatus(absl::StatusCode code, std::string_view detail) c
 
 absl::Status CheckTlsOptions(const TlsOptions& tls) { return MakeTlsContext(tls).status(); }
 
+std::string PercentEncode(std::string_view in, std::string_view keep) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(in.size());
+  for (unsigned char c : in) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' ||
+        keep.find(static_cast<char>(c)) != std::string_view::npos) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xF]);
+    }
+  }
+  return out;
+}
+
 struct Client::Impl : Core {
   using Core::Core;
 };

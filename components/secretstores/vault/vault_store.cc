@@ -103,36 +103,9 @@ absl::Status ParseAddress(std::string_view addr, Config* config) {
 }
 
 // Percent-encodes everything but RFC 3986 path characters; '/' separates Vault path segments.
-std::string EncodePath(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(s.size());
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || std::strchr("-._~/!$&'()*+,;=:@", c) != nullptr) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xF]);
-    }
-  }
-  return out;
-}
+std::string EncodePath(std::string_view s) { return http::PercentEncode(s, "/!$&'()*+,;=:@"); }
 
-std::string EncodeQuery(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xF]);
-    }
-  }
-  return out;
-}
+std::string EncodeQuery(std::string_view s) { return http::PercentEncode(s); }
 
 std::string PrefixPath(const Config& config) {
   return config.kv_prefix.empty() ? std::string() : StrCat(EncodePath(config.kv_prefix), "/");

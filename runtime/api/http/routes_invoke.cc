@@ -9,6 +9,7 @@
 #include "api/http/routes.h"
 #include "blocks/invocation/invocation_block.h"
 #include "nlohmann/json.hpp"
+#include "remora/components/common/http/client.h"
 #include "remora/components/common/strings.h"
 #include "remora/runtime/errors.h"
 
@@ -27,17 +28,7 @@ std::string Lower(std::string_view s) {
 // The segments were unescaped by the router; the app must receive a valid request target again,
 // so what RFC 3986 does not allow in a path segment is escaped back.
 void AppendEscaped(std::string* out, std::string_view segment) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  for (unsigned char c : segment) {
-    if (std::isalnum(c) || std::string_view("-._~!$&'()*+,;=:@").find(static_cast<char>(c)) !=
-                               std::string_view::npos) {
-      out->push_back(static_cast<char>(c));
-    } else {
-      out->push_back('%');
-      out->push_back(kHex[c >> 4]);
-      out->push_back(kHex[c & 15]);
-    }
-  }
+  StrAppend(out, remora::http::PercentEncode(segment, "!$&'()*+,;=:@"));
 }
 
 std::string MethodFrom(const std::vector<std::string>& segments, size_t from) {

@@ -22,20 +22,7 @@ std::string JoinKeys(const std::vector<std::string>& keys) {
 
 // A key as one path segment of the update POST: anything but unreserved characters escaped, so a
 // key with '/' or spaces still reaches the app as one segment.
-std::string EscapeSegment(std::string_view in) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : in) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xF]);
-    }
-  }
-  return out;
-}
+std::string EscapeSegment(std::string_view in) { return remora::http::PercentEncode(in); }
 
 }  // namespace
 

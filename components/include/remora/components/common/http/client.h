@@ -82,6 +82,11 @@ struct ClientOptions {
 // fails every Send with that error.
 absl::Status CheckTlsOptions(const TlsOptions& tls);
 
+// Percent-encodes (uppercase hex) every byte but RFC 3986's unreserved characters and those in
+// `keep`: "" for a query value or a single path segment, "/" to keep a path's separators,
+// "!$&'()*+,;=:@" for everything a path segment may hold.
+std::string PercentEncode(std::string_view in, std::string_view keep = "");
+
 // Thread-safety: Send may be called from any thread. Handlers of one connection run on their own
 // strand, so the io_context may be run by one thread or several.
 //
