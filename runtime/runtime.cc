@@ -10,6 +10,7 @@
 #include "api/grpc/loader.h"
 #include "api/http/routes.h"
 #include "api/http/server.h"
+#include "appchannel/health_gated_channel.h"
 #include "appchannel/http_app_channel.h"
 #include "blocks/configuration/configuration_block.h"
 #include "blocks/invocation/app_health.h"
@@ -530,9 +531,8 @@ absl::Status Runtime::LoadSecretStores(const std::vector<ComponentSpec>& specs,
 
 // Service invocation: the block, and the name resolver that finds other apps' sidecars
 // (Configuration spec.nameResolution; the shared-directory resolver by default).
-absl::Status Runtime::CreateInvocation(
-    const std::optional<ConfigurationSpec::NameResolution>& spec,
-    const std::vector<ResiliencySpec>& resiliencies) {
+absl::Status Runtime::CreateInvocation(const std::optional<ConfigurationSpec::NameResolution>& spec,
+                                       const std::vector<ResiliencySpec>& resiliencies) {
   nameresolution::Config config;
   if (spec) {
     config.component = spec->component;
@@ -632,7 +632,7 @@ void Runtime::StartGrpc() {
       channel.health_timeout = std::chrono::milliseconds(options_.app_health_probe_timeout_ms);
       app_channel_ = (*api)->CreateAppChannel(std::move(channel));
       invocation_->SetAppChannel(app_channel_.get());
-      pubsub_->Start(app_channel_.get());
+      pubsub_->Start(WatchAppHealth());
     }
     int port = (*api)->port();
     // Announced before the sidecar reports outbound-ready, so peers find it once it is ready.
@@ -713,17 +713,7 @@ void Runtime::StartSubscriptions() {
                            {options_.app_channel_address, static_cast<uint16_t>(options_.app_port),
                             options_.app_api_token});
     invocation_->SetAppChannel(app_channel_.get());
-    if (options_.enable_app_health_check) {
-      AppHealthMonitor::Options health;
-      health.interval = std::chrono::seconds(std::max(1, options_.app_health_probe_interval_s));
-      health.threshold = std::max(1, options_.app_health_threshold);
-      // Unhealthy: invocations into the app fail at once (pub/sub deliveries are not paused
-      // yet: PubSubBlock has no pause).
-      app_health_ = std::make_unique<AppHealthMonitor>(
-          *loops_->contexts.front(), *app_channel_, health,
-          [this](bool healthy) { invocation_->SetAppHealthy(healthy); });
-    }
-    pubsub_->Start(app_channel_.get());
+    pubsub_->Start(WatchAppHealth());
   } else if (options_.app_port > 0 && options_.app_protocol != "grpc") {
     log::Warn("--app-protocol ", options_.app_protocol,
               " is not supported for the app channel yet: no events are delivered to the app");
@@ -731,6 +721,21 @@ void Runtime::StartSubscriptions() {
   } else if (options_.app_port == 0) {
     pubsub_->Start(nullptr);
   }
+}
+
+AppChannel* Runtime::WatchAppHealth() {
+  if (!options_.enable_app_health_check) return app_channel_.get();
+  gated_channel_ = std::make_unique<HealthGatedChannel>(*app_channel_);
+  AppHealthMonitor::Options health;
+  health.interval = std::chrono::seconds(std::max(1, options_.app_health_probe_interval_s));
+  health.threshold = std::max(1, options_.app_health_threshold);
+  // Unhealthy: invocations into the app fail at once and pub/sub deliveries are held back.
+  app_health_ = std::make_unique<AppHealthMonitor>(*loops_->contexts.front(), *app_channel_, health,
+                                                   [this](bool healthy) {
+                                                     invocation_->SetAppHealthy(healthy);
+                                                     gated_channel_->SetHealthy(healthy);
+                                                   });
+  return gated_channel_.get();
 }
 
 int Runtime::http_port() const { return servers_->http ? servers_->http->port() : 0; }
@@ -795,6 +800,7 @@ int Runtime::Wait() {
   app_health_.reset();
   invocation_->SetAppChannel(nullptr);
   invocation_->Shutdown();
+  gated_channel_.reset();
   app_channel_.reset();
   // Give the last responses a moment to leave the socket.
   std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -278,6 +278,66 @@ TEST_F(InvokeE2E, AppHealthCheckGatesInvocation) {
   EXPECT_EQ(r->status, 200) << r->body;
 }
 
+// While the app is unhealthy pub/sub deliveries are held back, not lost: an event published then
+// reaches the app only once a probe succeeds again.
+TEST_F(InvokeE2E, AppHealthCheckHoldsBackEvents) {
+  auto healthy = std::make_shared<std::atomic<bool>>(true);
+  auto started = TestApp::Start(
+      {.subscribe_body = R"([{"pubsubname":"pubsub","topic":"orders","route":"/orders"}])"});
+  ASSERT_TRUE(started.ok()) << started.status();
+  std::unique_ptr<TestApp> app = *std::move(started);
+  app->SetPolicy([healthy](const TestApp::Event& e) -> TestApp::Answer {
+    if (e.path == "/healthz") return {healthy->load() ? 200 : 503, ""};
+    return {200, R"({"status":"SUCCESS"})"};
+  });
+  auto h = StartRemorad({"--app-id", "held", "--app-port", std::to_string(app->port()),
+                         "--enable-app-health-check", "--app-health-probe-interval", "1",
+                         "--app-health-threshold", "1", "--config", config_ + "/config.yaml"});
+  ASSERT_TRUE(h.ok()) << h.status();
+  auto orders_with = [&](const std::string& id) {
+    return [id](const std::vector<TestApp::Event>& events) {
+      for (const auto& e : events) {
+        if (e.path == "/orders" && e.json.is_object() && e.json.value("data", json()) == id) {
+          return true;
+        }
+      }
+      return false;
+    };
+  };
+  auto publish = [&](const std::string& id) {
+    return Call(*h, "POST", "/v1.0/publish/pubsub/orders", json(id).dump(),
+                {{"Content-Type", "application/json"}});
+  };
+  // Subscriptions load in the background: publish until the first event arrives.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  bool delivered = false;
+  while (!delivered && std::chrono::steady_clock::now() < deadline) {
+    auto p = publish("before");
+    ASSERT_TRUE(p.ok()) << p.status();
+    delivered = app->WaitFor(orders_with("before"), std::chrono::milliseconds(200));
+  }
+  ASSERT_TRUE(delivered);
+
+  healthy->store(false);
+  // Unhealthy once invocations of the app are refused (the same monitor gates both).
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(6);
+  absl::StatusOr<http::Response> r;
+  do {
+    r = Call(*h, "GET", "/v1.0/invoke/held/method/work");
+  } while (r.ok() && r->status != 500 && std::chrono::steady_clock::now() < deadline);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->status, 500) << r->body;
+
+  auto p = publish("while-down");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->status, 204) << p->body;
+  EXPECT_FALSE(app->WaitFor(orders_with("while-down"), std::chrono::milliseconds(1500)))
+      << "an event reached the app while it was unhealthy";
+  healthy->store(true);
+  EXPECT_TRUE(app->WaitFor(orders_with("while-down"), std::chrono::seconds(20)))
+      << "the held-back event never arrived after the app recovered";
+}
+
 // A sidecar killed without a graceful shutdown leaves its record behind; on the same host the
 // resolver notices the dead pid at once, so callers get ERR_DIRECT_INVOKE, not a hang.
 TEST_F(InvokeE2E, KilledSidecarDropsOut) {

@@ -31,6 +31,7 @@ class Registry;
 struct ComponentSpec;
 class InvocationBlock;
 class AppHealthMonitor;
+class HealthGatedChannel;
 namespace nameresolution {
 class Resolver;
 }
@@ -79,6 +80,10 @@ class Runtime {
                                 const std::vector<ResiliencySpec>& resiliencies);
   void RegisterInternalPort(int port);
   void StartSubscriptions();
+  // --enable-app-health-check: starts the monitor over app_channel_ and returns the channel
+  // pub/sub must deliver through (deliveries held back while the app is unhealthy); otherwise
+  // app_channel_ itself.
+  AppChannel* WatchAppHealth();
   bool AwaitGrpcStartSlot();
 
   struct Loops;
@@ -90,6 +95,8 @@ class Runtime {
   std::unique_ptr<MetadataBlock> metadata_;
   // The HTTP app channel (--app-protocol http with --app-port); outlives pubsub_, which uses it.
   std::unique_ptr<AppChannel> app_channel_;
+  // What pub/sub delivers through when app health checks are on (wraps app_channel_).
+  std::unique_ptr<HealthGatedChannel> gated_channel_;
   std::unique_ptr<PubSubBlock> pubsub_;  // destroyed before loops_, which its brokers run on
   std::unique_ptr<LockBlock> lock_;      // destroyed before loops_, which its stores run on
   std::unique_ptr<nameresolution::Resolver> resolver_;
