@@ -8,7 +8,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libhiredis-dev librdkafka-dev libyaml-cpp-dev nlohmann-json3-dev libboost-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev prometheus-cpp-dev libcli11-dev
-  redis-server wrk nginx-light nodejs npm curl procps
+  redis-server wrk nginx-light nodejs npm curl procps python3 iproute2
 )
 
 missing=()
