@@ -8,6 +8,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "api/grpc/grpc_app_channel.h"
+#include "api/grpc/proxy.h"
 #include "remora/components/common/strings.h"
 #include "remora/internal/v1/invoke.grpc.pb.h"
 #include "remora/runtime/errors.h"
@@ -67,7 +69,59 @@ InvokeRequest FromProto(iv1::InvokeRequest& in) {
 
 class Service final : public iv1::Invocation::CallbackService {
  public:
-  explicit Service(InvocationBlock& block) : block_(block) {}
+  Service(InvocationBlock& block, AppForwarder& forwarder) : block_(block), forwarder_(forwarder) {}
+
+  ::grpc::ServerUnaryReactor* ProxyUnary(::grpc::CallbackServerContext* ctx,
+                                         const iv1::ProxyRequest* req,
+                                         iv1::ProxyResponse* res) override {
+    auto* reactor = ctx->DefaultReactor();
+    if (draining_.load()) {
+      reactor->Finish(
+          ::grpc::Status(::grpc::StatusCode::UNAVAILABLE, "the sidecar is shutting down"));
+      return reactor;
+    }
+    if (req->app_id() != block_.app_id()) {
+      reactor->Finish(::grpc::Status(
+          ::grpc::StatusCode::NOT_FOUND,
+          StrCat("this sidecar serves app id ", block_.app_id(), ", not ", req->app_id())));
+      return reactor;
+    }
+    ProxyCall call;
+    call.method = req->method();
+    call.payload = req->payload();
+    for (const auto& h : req->metadata()) call.metadata.emplace_back(h.name(), h.value());
+    auto left = ctx->deadline() - std::chrono::system_clock::now();
+    if (left < std::chrono::hours(24)) {
+      call.timeout = std::max(std::chrono::milliseconds(1),
+                              std::chrono::duration_cast<std::chrono::milliseconds>(left));
+    }
+    calls_.fetch_add(1);
+    forwarder_.Forward(std::move(call), [this, reactor, res](absl::StatusOr<ProxyResult> result) {
+      if (!result.ok()) {
+        // As CallLocal: this sidecar answered, its app channel could not.
+        reactor->Finish(::grpc::Status(::grpc::StatusCode::FAILED_PRECONDITION,
+                                       std::string(MessageOf(result.status()))));
+      } else {
+        res->set_grpc_code(result->grpc_code);
+        res->set_grpc_message(std::move(result->grpc_message));
+        res->set_grpc_details(std::move(result->grpc_details));
+        res->set_payload(std::move(result->payload));
+        for (auto& [name, value] : result->headers) {
+          iv1::Header* h = res->add_headers();
+          h->set_name(std::move(name));
+          h->set_value(std::move(value));
+        }
+        for (auto& [name, value] : result->trailers) {
+          iv1::Header* h = res->add_trailers();
+          h->set_name(std::move(name));
+          h->set_value(std::move(value));
+        }
+        reactor->Finish(::grpc::Status::OK);
+      }
+      calls_.fetch_sub(1);
+    });
+    return reactor;
+  }
 
   ::grpc::ServerUnaryReactor* CallLocal(::grpc::CallbackServerContext* ctx,
                                         const iv1::InvokeRequest* req,
@@ -128,6 +182,7 @@ class Service final : public iv1::Invocation::CallbackService {
 
  private:
   InvocationBlock& block_;
+  AppForwarder& forwarder_;
   std::atomic<int> calls_{0};
   std::atomic<bool> draining_{false};
 };
@@ -138,6 +193,9 @@ class Invoker final : public RemoteInvoker {
 
   void Invoke(const std::string& target, const std::string& app_id, InvokeRequest request,
               std::chrono::milliseconds timeout, Callback<InvokeResponse> done) override {
+    if (request.content_type == kProxyContentType) {
+      return Proxy(target, app_id, std::move(request), timeout, std::move(done));
+    }
     struct CallState {
       ::grpc::ClientContext ctx;
       iv1::InvokeRequest req;
@@ -172,6 +230,46 @@ class Invoker final : public RemoteInvoker {
   }
 
  private:
+  // A proxied gRPC call (proxy.h): the ProxyRequest travels in `data`; the headers the block
+  // added (caller/callee ids, trace context) join its metadata.
+  void Proxy(const std::string& target, const std::string& app_id, InvokeRequest request,
+             std::chrono::milliseconds timeout, Callback<InvokeResponse> done) {
+    struct CallState {
+      ::grpc::ClientContext ctx;
+      iv1::ProxyRequest req;
+      iv1::ProxyResponse res;
+      Callback<InvokeResponse> done;
+    };
+    auto* call = new CallState;
+    call->done = std::move(done);
+    if (!call->req.ParseFromString(request.data)) {
+      std::unique_ptr<CallState> owned(call);
+      return std::move(owned->done)(
+          MakeStatus(absl::StatusCode::kInternal, "gRPC proxy: malformed proxy request"));
+    }
+    call->req.set_app_id(app_id);
+    for (auto& [name, value] : request.headers) {
+      iv1::Header* h = call->req.add_metadata();
+      h->set_name(std::move(name));
+      h->set_value(std::move(value));
+    }
+    call->ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+    Stub(target)->async()->ProxyUnary(
+        &call->ctx, &call->req, &call->res, [call](::grpc::Status status) {
+          std::unique_ptr<CallState> owned(call);
+          if (!status.ok()) {
+            return std::move(owned->done)(
+                MakeStatus(static_cast<absl::StatusCode>(status.error_code()), RpcError(status)));
+          }
+          InvokeResponse out;
+          out.grpc_code = owned->res.grpc_code();
+          out.http_status = HttpStatusFromGrpcCode(out.grpc_code);
+          out.content_type = kProxyContentType;
+          out.data = owned->res.SerializeAsString();
+          std::move(owned->done)(std::move(out));
+        });
+  }
+
   iv1::Invocation::Stub* Stub(const std::string& target) {
     std::lock_guard lock(mu_);
     auto& stub = stubs_[target];
@@ -194,10 +292,11 @@ class Invoker final : public RemoteInvoker {
   std::unordered_map<std::string, std::unique_ptr<iv1::Invocation::Stub>> stubs_;
 };
 
-class Api final : public InternalApi {
+class InternalServer final : public InternalApi {
  public:
-  Api(InvocationBlock& block, int max_message_size) : service_(block), invoker_(max_message_size) {}
-  ~Api() override { Shutdown(std::chrono::system_clock::now()); }
+  InternalServer(InvocationBlock& block, AppForwarder& forwarder, int max_message_size)
+      : service_(block, forwarder), invoker_(max_message_size) {}
+  ~InternalServer() override { Shutdown(std::chrono::system_clock::now()); }
 
   absl::Status Listen(const std::vector<std::string>& addresses, int port, int max_message_size) {
     ::grpc::ServerBuilder builder;
@@ -247,10 +346,10 @@ class Api final : public InternalApi {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<InternalApi>> InternalApi::Start(
-    InvocationBlock& block, const std::vector<std::string>& addresses, int port,
-    uint64_t max_message_size) {
+    InvocationBlock& block, AppForwarder& forwarder, const std::vector<std::string>& addresses,
+    int port, uint64_t max_message_size) {
   const int limit = static_cast<int>(std::min<uint64_t>(max_message_size, INT_MAX));
-  auto api = std::make_unique<Api>(block, limit);
+  auto api = std::make_unique<InternalServer>(block, forwarder, limit);
   if (absl::Status s = api->Listen(addresses, port, limit); !s.ok()) return s;
   return std::unique_ptr<InternalApi>(std::move(api));
 }

@@ -18,13 +18,19 @@
 #include "blocks/invocation/invocation_block.h"
 
 namespace remora::runtime::grpc {
+class AppForwarder;
+}
+
+namespace remora::runtime::grpc {
 
 class InternalApi {
  public:
-  // Listens on every address with one port (0: a free one); errors name the address.
+  // Listens on every address with one port (0: a free one); errors name the address. ProxyUnary
+  // (gRPC proxying) goes to the app through `forwarder`, which must outlive this object. The
+  // invoker sends requests whose content type is kProxyContentType (proxy.h) as ProxyUnary.
   static absl::StatusOr<std::unique_ptr<InternalApi>> Start(
-      InvocationBlock& block, const std::vector<std::string>& addresses, int port,
-      uint64_t max_message_size);
+      InvocationBlock& block, AppForwarder& forwarder, const std::vector<std::string>& addresses,
+      int port, uint64_t max_message_size);
   virtual ~InternalApi() = default;
   virtual int port() const = 0;
   // Lets calls in flight finish until `deadline`, then cancels the rest; returns when all are done.

@@ -17,6 +17,7 @@
 #include "api/grpc/dapr_service.h"
 #include "api/grpc/grpc_app_channel.h"
 #include "api/grpc/internal_invoke.h"
+#include "api/grpc/proxy.h"
 #include "remora/components/common/strings.h"
 
 namespace remora::runtime::grpc {
@@ -82,12 +83,16 @@ class Server final : public Api {
  public:
   Server(Blocks blocks, ApiHooks hooks, const ApiConfig& config)
       : service_(blocks, std::move(hooks), config.api_token, config.api_logging),
-        unknown_(service_) {}
+        unknown_(service_),
+        forwarder_(static_cast<int>(std::min<uint64_t>(config.max_message_size, INT_MAX))),
+        proxy_(service_, unknown_, forwarder_) {}
   ~Server() override { Shutdown(std::chrono::system_clock::now()); }
 
   int port() const override { return port_; }
 
   std::unique_ptr<AppChannel> CreateAppChannel(AppChannelConfig config) override {
+    // gRPC proxying calls the same app, on its own channel (generic calls, any method).
+    forwarder_.SetApp(config);
     return std::make_unique<GrpcAppChannel>(std::move(config));
   }
 
@@ -96,7 +101,7 @@ class Server final : public Api {
   // The sidecar-to-sidecar API and the invoker other sidecars are called through.
   absl::Status StartInternal(Blocks blocks, const ApiConfig& config) {
     if (blocks.invocation == nullptr) return absl::OkStatus();
-    auto internal = InternalApi::Start(*blocks.invocation,
+    auto internal = InternalApi::Start(*blocks.invocation, forwarder_,
                                        config.internal_listen_addresses.empty()
                                            ? config.listen_addresses
                                            : config.internal_listen_addresses,
@@ -105,10 +110,12 @@ class Server final : public Api {
     internal_ = *std::move(internal);
     invocation_ = blocks.invocation;
     invocation_->SetRemoteInvoker(&internal_->invoker());
+    proxy_.SetInvocation(invocation_);
     return absl::OkStatus();
   }
 
   void Shutdown(std::chrono::system_clock::time_point deadline) override {
+    proxy_.SetInvocation(nullptr);
     if (internal_) {
       invocation_->SetRemoteInvoker(nullptr);
       internal_->Shutdown(deadline);
@@ -148,7 +155,7 @@ class Server final : public Api {
                                ::grpc::InsecureServerCredentials(), &selected[i]);
     }
     builder.RegisterService(&service_);
-    builder.RegisterCallbackGenericService(&unknown_);
+    builder.RegisterCallbackGenericService(&proxy_);
     server_ = builder.BuildAndStart();
 
     if (server_ == nullptr ||
@@ -173,6 +180,8 @@ class Server final : public Api {
   std::unique_ptr<InternalApi> internal_;
   DaprService service_;
   UnknownMethods unknown_;
+  AppForwarder forwarder_;
+  ProxyService proxy_;
   std::unique_ptr<::grpc::Server> server_;
   int port_ = 0;
 };
