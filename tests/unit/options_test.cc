@@ -234,13 +234,16 @@ TEST(OptionsTest, DaprRunFlagsAreAcceptedAndNamedAsIgnored) {
   ASSERT_EQ(run.result.exit_code, 0) << run.err;
   ASSERT_TRUE(run.result.options.has_value());
   EXPECT_EQ(run.result.options->app_id, "svc");
+  // Service invocation acts on this one: parsed, not named as ignored.
+  EXPECT_EQ(run.result.options->dapr_internal_grpc_listen_address, "127.0.0.1");
+  EXPECT_THAT(run.err, Not(HasSubstr("flag --dapr-internal-grpc-listen-address is accepted")));
   for (const char* flag :
        {"--placement-host-address", "--scheduler-host-address", "--enable-mtls", "--sentry-address",
         "--control-plane-address", "--enable-profiling", "--profile-port", "--app-ssl",
-        "--unix-domain-socket", "--dapr-internal-grpc-listen-address",
-        "--dapr-public-listen-address", "--allowed-origins", "--disable-init-endpoints",
-        "--dapr-block-shutdown-duration", "--log-file", "--app-binding-options-timeout",
-        "--hot-reload-reconcile-interval", "--wait", "--build-info"}) {
+        "--unix-domain-socket", "--dapr-public-listen-address", "--allowed-origins",
+        "--disable-init-endpoints", "--dapr-block-shutdown-duration", "--log-file",
+        "--app-binding-options-timeout", "--hot-reload-reconcile-interval", "--wait",
+        "--build-info"}) {
     EXPECT_THAT(run.err, HasSubstr(std::string("flag ") + flag + " is accepted")) << flag;
   }
 }
