@@ -3,7 +3,8 @@
 // (tools/grpc_test_app). The app's AppCallback/OnInvoke stands in for a user service. Checked: the
 // app's message, status and metadata back unchanged, through the own sidecar and through another
 // one; the metadata the app sees; Dapr's error for an unknown app id; the app's own UNIMPLEMENTED
-// for a method it lacks; the API token; no dapr-app-id keeps UNIMPLEMENTED from the sidecar.
+// for a method it lacks; the API token; no dapr-app-id keeps UNIMPLEMENTED from the sidecar; a
+// streaming call (two request messages) is refused.
 
 #include <chrono>
 #include <condition_variable>
@@ -31,6 +32,43 @@ namespace common = ::dapr::proto::common::v1;
 using ::testing::Contains;
 using ::testing::HasSubstr;
 using ::testing::Pair;
+
+// A client-streaming call with two request messages, for the proxy's unary-only rule.
+class TwoMessages final : public ::grpc::ClientBidiReactor<::grpc::ByteBuffer, ::grpc::ByteBuffer> {
+ public:
+  TwoMessages(::grpc::GenericStub& stub, ::grpc::ClientContext* ctx, const std::string& method) {
+    for (auto* msg : {&first_, &second_}) {
+      ::grpc::Slice slice(std::string("\x0a\x01x"));
+      *msg = ::grpc::ByteBuffer(&slice, 1);
+    }
+    stub.PrepareBidiStreamingCall(ctx, method, ::grpc::StubOptions(), this);
+    StartRead(&in_);
+    StartWrite(&first_);
+    StartCall();
+  }
+  void OnWriteDone(bool ok) override {
+    if (ok && writes_++ == 0) return StartWrite(&second_);
+    StartWritesDone();
+  }
+  void OnReadDone(bool) override {}
+  void OnDone(const ::grpc::Status& s) override {
+    std::lock_guard lock(mu_);
+    status_ = s;
+    cv_.notify_all();
+  }
+  std::optional<::grpc::Status> Wait() {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::seconds(15), [&] { return status_.has_value(); });
+    return status_;
+  }
+
+ private:
+  ::grpc::ByteBuffer first_, second_, in_;
+  int writes_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<::grpc::Status> status_;
+};
 
 class GrpcProxyE2E : public ::testing::Test {
  protected:
@@ -199,6 +237,19 @@ TEST_F(GrpcProxyE2E, SidecarErrors) {
   s = Invoke(b_, "", "greet", &res);
   EXPECT_EQ(s.error_code(), ::grpc::StatusCode::UNIMPLEMENTED);
   EXPECT_TRUE(app_b_->Invocations().empty());
+}
+
+TEST_F(GrpcProxyE2E, StreamingCallsAreRefused) {
+  ::grpc::GenericStub stub(::grpc::CreateChannel(StrCat("127.0.0.1:", b_.grpc_port),
+                                                 ::grpc::InsecureChannelCredentials()));
+  ::grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  ctx.AddMetadata("dapr-app-id", "b");
+  TwoMessages call(stub, &ctx, "/mycompany.Greeter/Chat");
+  std::optional<::grpc::Status> s = call.Wait();
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->error_code(), ::grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_THAT(s->error_message(), HasSubstr("unary calls only"));
 }
 
 }  // namespace
