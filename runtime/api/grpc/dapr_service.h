@@ -129,8 +129,8 @@ class DaprService::Call final : public ::grpc::ServerUnaryReactor {
 
 // Every method the server does not know: the RPCs of the Dapr service that our .proto leaves out
 // (actors, workflows, jobs, crypto, conversation), other services (grpc.health.v1 included: daprd
-// does not serve it) and, later, gRPC proxying. Checks the token like any call, then answers
-// UNIMPLEMENTED naming the RPC.
+// does not serve it) when the call has no `dapr-app-id` (api/grpc/proxy.h forwards those that do).
+// Checks the token like any call, then answers UNIMPLEMENTED naming the RPC.
 class UnknownMethods final : public ::grpc::CallbackGenericService {
  public:
   explicit UnknownMethods(const DaprService& dapr) : dapr_(dapr) {}
