@@ -126,7 +126,7 @@ cat >"$tmp/section" <<EOF
 
 Run: commit $commit; \`bench/secret_get.sh\`: one remorad with both stores, the same 64-byte
 value in each, wrk -t1 -c1 ${duration} s per run, state and secret runs alternating.
-${priority:-Default priority}; $( ((pinned)) && echo "remorad on CPU $server_cpu, wrk on CPU $client_cpu" || echo "not pinned").
+Priority: ${priority:-default}; $( ((pinned)) && echo "remorad on CPU $server_cpu, wrk on CPU $client_cpu" || echo "not pinned").
 Machine ${busy_before} % busy before the run; load average $load_before before, $load_after after.
 EOF
 write_doc_section secret_get "$tmp/section" "$doc"
