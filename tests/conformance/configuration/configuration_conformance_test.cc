@@ -7,26 +7,22 @@
 // <utility> before Asio (Boost 1.74 + GCC 12 in C++20).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <atomic>
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <condition_variable>
-#include <cstdlib>
 #include <functional>
 #include <future>
 #include <mutex>
-#include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "redis_configuration.h"
 #include "remora/components/common/strings.h"
 #include "remora/components/configuration/store.h"
+#include "tests/tools/redis_component.h"
 #include "tests/tools/redis_server.h"
 
 namespace remora {
@@ -37,17 +33,7 @@ namespace rc = components::configuration::redis;
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 using testing::RedisServer;
-
-boost::asio::io_context& SharedIo() {
-  static boost::asio::io_context* io = [] {
-    auto* ctx = new boost::asio::io_context(1);
-    new boost::asio::executor_work_guard<boost::asio::io_context::executor_type>(
-        ctx->get_executor());
-    std::thread([ctx] { ctx->run(); }).detach();
-    return ctx;
-  }();
-  return *io;
-}
+using testing::SharedIoContext;
 
 // Collects a subscription's updates; waits poll against a deadline.
 class Updates {
@@ -117,7 +103,7 @@ class RedisConfigurationTest : public ::testing::Test {
     context.type = "configuration.redis";
     context.version = "v1";
     context.metadata = components::Metadata({{"redisHost", redis_->address()}});
-    context.io_context = &SharedIo();
+    context.io_context = &SharedIoContext();
     auto store = rc::Create(context);
     EXPECT_TRUE(store.ok()) << store.status();
     return store.ok() ? *std::move(store) : nullptr;
@@ -302,7 +288,7 @@ TEST_F(RedisConfigurationTest, UnreachableRedisIsAnErrorNotAHang) {
   components::ComponentContext context;
   context.metadata = components::Metadata(
       {{"redisHost", StrCat("127.0.0.1:", testing::FreePort())}, {"dialTimeout", "300ms"}});
-  context.io_context = &SharedIo();
+  context.io_context = &SharedIoContext();
   auto store = rc::Create(context);
   ASSERT_TRUE(store.ok());
   std::promise<absl::StatusOr<cfg::Items>> p;
@@ -318,41 +304,12 @@ TEST_F(RedisConfigurationTest, UnreachableRedisIsAnErrorNotAHang) {
 
 // Every name metadata.yaml lists, and only those, is read by ParseConfig.
 TEST(RedisConfigurationConfigTest, MetadataYamlIsInSyncWithParseConfig) {
-  const char* source = std::getenv("REMORA_SOURCE_DIR");
-  ASSERT_NE(source, nullptr) << "REMORA_SOURCE_DIR is not set (ctest sets it)";
-  YAML::Node doc =
-      YAML::LoadFile(std::string(source) + "/components/configuration/redis/metadata.yaml");
-  std::set<std::string> documented;
-  for (const YAML::Node& item : doc["metadata"]) documented.insert(item["name"].as<std::string>());
-  std::map<std::string, std::string> values;
-  for (const std::string& name : documented) values[name] = "0";
-  values["redisHost"] = "localhost:6379";
-  for (const char* k :
-       {"enableTLS", "failover", "useEntraID", "useAzureAD", "insecureSkipTLSVerify"}) {
-    values[k] = "false";
-  }
-  values["redisType"] = "node";
-  for (const char* k : {"sentinelUsername", "sentinelPassword", "sentinelMasterName", "clientCert",
-                        "clientKey", "redisPassword", "redisUsername"}) {
-    values[k] = "x";
-  }
-  values["redisPort"] = "6379";
-  std::map<std::string, std::string> aliases = values;
-  values.erase("maxRetries");
-  values.erase("maxRetryBackoff");
-  aliases.erase("redisMaxRetries");
-  aliases.erase("redisMinRetryInterval");
-  std::set<std::string> read;
-  for (const auto& run : {values, aliases}) {
-    components::Metadata metadata(run);
-    auto config = rc::ParseConfig(metadata);
-    ASSERT_TRUE(config.ok()) << config.status();
-    std::vector<std::string> unused = metadata.Unused();
-    for (const auto& [k, v] : run) {
-      if (std::find(unused.begin(), unused.end(), k) == unused.end()) read.insert(k);
-    }
-  }
-  EXPECT_EQ(read, documented) << "metadata.yaml lists keys ParseConfig ignores, or the reverse";
+  absl::StatusOr<testing::MetadataYamlKeys> keys = testing::ReadRedisMetadataKeys(
+      "components/configuration/redis/metadata.yaml",
+      [](const components::Metadata& metadata) { return rc::ParseConfig(metadata).status(); });
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  EXPECT_EQ(keys->read, keys->documented)
+      << "metadata.yaml lists keys ParseConfig ignores, or the reverse";
   auto defaults =
       rc::ParseConfig(components::Metadata(std::map<std::string, std::string>{{"redisHost", "h"}}));
   ASSERT_TRUE(defaults.ok());

@@ -9,16 +9,12 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <yaml-cpp/yaml.h>
 
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
-#include <cstdlib>
-#include <set>
-#include <thread>
 
 #include "remora/components/common/strings.h"
 #include "tests/conformance/lock/lock_conformance.h"
+#include "tests/tools/redis_component.h"
 #include "tests/tools/redis_server.h"
 
 namespace remora::conformance::lock {
@@ -26,33 +22,10 @@ namespace {
 
 namespace rl = ::remora::components::lock::redis;
 using ::remora::testing::RedisServer;
+using ::remora::testing::SharedIoContext;
+using ::remora::testing::SharedRedisServer;
 using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAre;
-
-// One io_context thread for every store of the process (as remorad's event loop). Never
-// destroyed: stores of finished tests may still flush callbacks onto it.
-boost::asio::io_context& SharedIo() {
-  static auto* io = [] {
-    auto* ctx = new boost::asio::io_context(1);
-    auto* guard = new boost::asio::executor_work_guard<boost::asio::io_context::executor_type>(
-        ctx->get_executor());
-    (void)guard;
-    std::thread([ctx] { ctx->run(); }).detach();
-    return ctx;
-  }();
-  return *io;
-}
-
-// The suite's server: started on first use from the main thread (SetUp), shared by every test.
-absl::StatusOr<RedisServer*> SharedRedis() {
-  static RedisServer* server = nullptr;
-  if (server == nullptr) {
-    absl::StatusOr<std::unique_ptr<RedisServer>> started = RedisServer::Start();
-    if (!started.ok()) return started.status();
-    server = started->release();
-  }
-  return server;
-}
 
 LockStoreHarness RedisHarness() {
   LockStoreHarness h;
@@ -60,10 +33,10 @@ LockStoreHarness RedisHarness() {
   h.type = "lock.redis";
   h.factory = rl::Create;
   h.prepare = [](components::ComponentContext& context) -> absl::Status {
-    absl::StatusOr<RedisServer*> redis = SharedRedis();
+    absl::StatusOr<RedisServer*> redis = SharedRedisServer();
     if (!redis.ok()) return redis.status();
     context.metadata = components::Metadata({{"redisHost", (*redis)->address()}});
-    context.io_context = &SharedIo();
+    context.io_context = &SharedIoContext();
     return absl::OkStatus();
   };
   return h;
@@ -91,7 +64,7 @@ class RedisLockTest : public ::testing::Test {
     components::ComponentContext context;
     context.type = "lock.redis";
     context.metadata = components::Metadata(extra);
-    context.io_context = &SharedIo();
+    context.io_context = &SharedIoContext();
     absl::StatusOr<std::unique_ptr<cl::Store>> store = rl::Create(context);
     EXPECT_TRUE(store.ok()) << store.status();
     return store.ok() ? *std::move(store) : nullptr;
@@ -252,41 +225,13 @@ TEST(RedisLockConfigTest, BadMetadataIsRefusedNamingTheKey) {
 // Every name metadata.yaml lists, and only those, is read by ParseConfig (through the metadata's
 // usage tracking, which is what reports unknown keys to users).
 TEST(RedisLockConfigTest, MetadataYamlIsInSyncWithParseConfig) {
-  const char* source = std::getenv("REMORA_SOURCE_DIR");
-  ASSERT_NE(source, nullptr) << "REMORA_SOURCE_DIR is not set (ctest sets it)";
-  YAML::Node doc = YAML::LoadFile(std::string(source) + "/components/lock/redis/metadata.yaml");
-  EXPECT_EQ(doc["type"].as<std::string>(), "lock");
-  std::set<std::string> documented;
-  for (const YAML::Node& item : doc["metadata"]) documented.insert(item["name"].as<std::string>());
-  std::map<std::string, std::string> values;
-  for (const std::string& name : documented) values[name] = "0";
-  values["redisHost"] = "localhost:6379";
-  for (const char* k :
-       {"enableTLS", "failover", "useEntraID", "useAzureAD", "insecureSkipTLSVerify"}) {
-    values[k] = "false";
-  }
-  values["redisType"] = "node";
-  for (const char* k : {"sentinelUsername", "sentinelPassword", "sentinelMasterName", "clientCert",
-                        "clientKey", "redisPassword", "redisUsername"}) {
-    values[k] = "x";
-  }
-  values["redisPort"] = "6379";
-  std::map<std::string, std::string> aliases = values;
-  values.erase("maxRetries");
-  values.erase("maxRetryBackoff");
-  aliases.erase("redisMaxRetries");
-  aliases.erase("redisMinRetryInterval");
-  std::set<std::string> read;
-  for (const auto& run : {values, aliases}) {
-    components::Metadata metadata(run);
-    absl::StatusOr<rl::Config> config = rl::ParseConfig(metadata);
-    ASSERT_TRUE(config.ok()) << config.status();
-    std::vector<std::string> unused = metadata.Unused();
-    for (const auto& [k, v] : run) {
-      if (std::find(unused.begin(), unused.end(), k) == unused.end()) read.insert(k);
-    }
-  }
-  EXPECT_EQ(read, documented) << "metadata.yaml lists keys ParseConfig ignores, or the reverse";
+  absl::StatusOr<testing::MetadataYamlKeys> keys = testing::ReadRedisMetadataKeys(
+      "components/lock/redis/metadata.yaml",
+      [](const components::Metadata& metadata) { return rl::ParseConfig(metadata).status(); });
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  EXPECT_EQ(keys->type, "lock");
+  EXPECT_EQ(keys->read, keys->documented)
+      << "metadata.yaml lists keys ParseConfig ignores, or the reverse";
   // A key lock.redis does not read is reported as unused (the runtime warns about it).
   components::Metadata extra({{"redisHost", "h"}, {"ttlInSeconds", "5"}});
   ASSERT_TRUE(rl::ParseConfig(extra).ok());

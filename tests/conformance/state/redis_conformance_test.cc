@@ -8,18 +8,14 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <yaml-cpp/yaml.h>
 
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
-#include <cstdlib>
-#include <set>
-#include <thread>
 
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "remora/components/common/strings.h"
 #include "tests/conformance/state/state_conformance.h"
+#include "tests/tools/redis_component.h"
 #include "tests/tools/redis_server.h"
 
 namespace remora::conformance::state {
@@ -27,34 +23,11 @@ namespace {
 
 namespace rs = ::remora::components::state::redis;
 using ::remora::testing::RedisServer;
+using ::remora::testing::SharedIoContext;
+using ::remora::testing::SharedRedisServer;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::UnorderedElementsAre;
-
-// One io_context thread for every store of the process (as remorad's event loop). Never
-// destroyed: stores of finished tests may still flush callbacks onto it.
-boost::asio::io_context& SharedIo() {
-  static auto* io = [] {
-    auto* ctx = new boost::asio::io_context(1);
-    auto* guard = new boost::asio::executor_work_guard<boost::asio::io_context::executor_type>(
-        ctx->get_executor());
-    (void)guard;
-    std::thread([ctx] { ctx->run(); }).detach();
-    return ctx;
-  }();
-  return *io;
-}
-
-// The suite's server: started on first use from the main thread (SetUp), shared by every test.
-absl::StatusOr<RedisServer*> SharedRedis() {
-  static RedisServer* server = nullptr;
-  if (server == nullptr) {
-    absl::StatusOr<std::unique_ptr<RedisServer>> started = RedisServer::Start();
-    if (!started.ok()) return started.status();
-    server = started->release();
-  }
-  return server;
-}
 
 StateStoreHarness RedisHarness() {
   StateStoreHarness h;
@@ -62,10 +35,10 @@ StateStoreHarness RedisHarness() {
   h.type = "state.redis";
   h.factory = rs::Create;
   h.prepare = [](components::ComponentContext& context) -> absl::Status {
-    absl::StatusOr<RedisServer*> redis = SharedRedis();
+    absl::StatusOr<RedisServer*> redis = SharedRedisServer();
     if (!redis.ok()) return redis.status();
     context.metadata = components::Metadata({{"redisHost", (*redis)->address()}});
-    context.io_context = &SharedIo();
+    context.io_context = &SharedIoContext();
     return absl::OkStatus();
   };
   StateCapabilities& c = h.capabilities;
@@ -101,7 +74,7 @@ class RedisStoreTest : public ::testing::Test {
     components::ComponentContext context;
     context.type = "state.redis";
     context.metadata = components::Metadata(extra);
-    context.io_context = &SharedIo();
+    context.io_context = &SharedIoContext();
     absl::StatusOr<std::unique_ptr<cs::Store>> store = rs::Create(context);
     EXPECT_TRUE(store.ok()) << store.status();
     return store.ok() ? *std::move(store) : nullptr;
@@ -412,42 +385,12 @@ TEST(RedisConfigTest, RejectsBadValues) {
 // Every name metadata.yaml lists, and only those, is read by ParseConfig (through the metadata's
 // usage tracking, which is what reports unknown keys to users).
 TEST(RedisConfigTest, MetadataYamlIsInSyncWithParseConfig) {
-  const char* source = std::getenv("REMORA_SOURCE_DIR");
-  ASSERT_NE(source, nullptr) << "REMORA_SOURCE_DIR is not set (ctest sets it)";
-  YAML::Node doc = YAML::LoadFile(std::string(source) + "/components/state/redis/metadata.yaml");
-  std::set<std::string> documented;
-  for (const YAML::Node& item : doc["metadata"]) documented.insert(item["name"].as<std::string>());
-  // Values every key accepts without turning on a refused mode.
-  std::map<std::string, std::string> values;
-  for (const std::string& name : documented) values[name] = "0";
-  values["redisHost"] = "localhost:6379";
-  for (const char* k :
-       {"enableTLS", "failover", "useEntraID", "useAzureAD", "insecureSkipTLSVerify"}) {
-    values[k] = "false";
-  }
-  values["redisType"] = "node";
-  for (const char* k : {"sentinelUsername", "sentinelPassword", "sentinelMasterName", "clientCert",
-                        "clientKey", "redisPassword", "redisUsername"}) {
-    values[k] = "x";
-  }
-  values["redisPort"] = "6379";
-  // Aliases: the second spelling is read only when the first is absent.
-  std::map<std::string, std::string> aliases = values;
-  values.erase("maxRetries");
-  values.erase("maxRetryBackoff");
-  aliases.erase("redisMaxRetries");
-  aliases.erase("redisMinRetryInterval");
-  std::set<std::string> read;
-  for (const auto& run : {values, aliases}) {
-    components::Metadata metadata(run);
-    absl::StatusOr<rs::Config> config = rs::ParseConfig(metadata);
-    ASSERT_TRUE(config.ok()) << config.status();
-    std::vector<std::string> unused = metadata.Unused();
-    for (const auto& [k, v] : run) {
-      if (std::find(unused.begin(), unused.end(), k) == unused.end()) read.insert(k);
-    }
-  }
-  EXPECT_EQ(read, documented) << "metadata.yaml lists keys ParseConfig ignores, or the reverse";
+  absl::StatusOr<testing::MetadataYamlKeys> keys = testing::ReadRedisMetadataKeys(
+      "components/state/redis/metadata.yaml",
+      [](const components::Metadata& metadata) { return rs::ParseConfig(metadata).status(); });
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  EXPECT_EQ(keys->read, keys->documented)
+      << "metadata.yaml lists keys ParseConfig ignores, or the reverse";
   // Keys a Dapr YAML may carry that state.redis does not read are reported as unused.
   components::Metadata extra({{"redisHost", "h"}, {"queryIndexes", "[]"}});
   ASSERT_TRUE(rs::ParseConfig(extra).ok());
