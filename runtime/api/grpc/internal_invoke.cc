@@ -71,19 +71,26 @@ class Service final : public iv1::Invocation::CallbackService {
  public:
   Service(InvocationBlock& block, AppForwarder& forwarder) : block_(block), forwarder_(forwarder) {}
 
+  // Both RPCs first: refused while draining, and for another app id (a stale name-resolution
+  // record pointing at a port another app's sidecar now uses).
+  ::grpc::Status Admit(const std::string& app_id) const {
+    if (draining_.load()) {
+      return ::grpc::Status(::grpc::StatusCode::UNAVAILABLE, "the sidecar is shutting down");
+    }
+    if (app_id != block_.app_id()) {
+      return ::grpc::Status(
+          ::grpc::StatusCode::NOT_FOUND,
+          StrCat("this sidecar serves app id ", block_.app_id(), ", not ", app_id));
+    }
+    return ::grpc::Status::OK;
+  }
+
   ::grpc::ServerUnaryReactor* ProxyUnary(::grpc::CallbackServerContext* ctx,
                                          const iv1::ProxyRequest* req,
                                          iv1::ProxyResponse* res) override {
     auto* reactor = ctx->DefaultReactor();
-    if (draining_.load()) {
-      reactor->Finish(
-          ::grpc::Status(::grpc::StatusCode::UNAVAILABLE, "the sidecar is shutting down"));
-      return reactor;
-    }
-    if (req->app_id() != block_.app_id()) {
-      reactor->Finish(::grpc::Status(
-          ::grpc::StatusCode::NOT_FOUND,
-          StrCat("this sidecar serves app id ", block_.app_id(), ", not ", req->app_id())));
+    if (::grpc::Status admitted = Admit(req->app_id()); !admitted.ok()) {
+      reactor->Finish(admitted);
       return reactor;
     }
     ProxyCall call;
@@ -127,16 +134,8 @@ class Service final : public iv1::Invocation::CallbackService {
                                         const iv1::InvokeRequest* req,
                                         iv1::InvokeResponse* res) override {
     auto* reactor = ctx->DefaultReactor();
-    if (draining_.load()) {
-      reactor->Finish(
-          ::grpc::Status(::grpc::StatusCode::UNAVAILABLE, "the sidecar is shutting down"));
-      return reactor;
-    }
-    if (req->app_id() != block_.app_id()) {
-      // A stale name-resolution record pointing at a port another app's sidecar now uses.
-      reactor->Finish(::grpc::Status(
-          ::grpc::StatusCode::NOT_FOUND,
-          StrCat("this sidecar serves app id ", block_.app_id(), ", not ", req->app_id())));
+    if (::grpc::Status admitted = Admit(req->app_id()); !admitted.ok()) {
+      reactor->Finish(admitted);
       return reactor;
     }
     calls_.fetch_add(1);
