@@ -60,18 +60,6 @@ BulkPublishEventRequest ToBulk(const ::grpc::CallbackServerContext& ctx,
   return request;
 }
 
-EventStatus FromResponseStatus(v1::TopicEventResponse::TopicEventResponseStatus status) {
-  switch (status) {
-    case v1::TopicEventResponse::SUCCESS:
-      return EventStatus::kSuccess;
-    case v1::TopicEventResponse::DROP:
-      return EventStatus::kDrop;
-    default:
-      // RETRY, and any value this build does not know (daprd retries those too).
-      return EventStatus::kRetry;
-  }
-}
-
 // One SubscribeTopicEventsAlpha1 call. Reads: the initial request (subscribes through the block,
 // then answers initial_response), then event_processed messages that complete the matching
 // deliveries. Writes are queued: the block may deliver several events at once, from any thread,
@@ -102,7 +90,7 @@ class SubscribeStream final : public ::grpc::ServerBidiReactor<Request, Response
                                 "duplicate initial_request: the stream is already subscribed"));
     } else if (read_.has_event_processed()) {
       const auto& processed = read_.event_processed();
-      if (!state_->Complete(processed.id(), FromResponseStatus(processed.status().status()))) {
+      if (!state_->Complete(processed.id(), EventStatusOf(processed.status().status()))) {
         return End(::grpc::Status(
             ::grpc::StatusCode::INVALID_ARGUMENT,
             StrCat("event_processed for unknown event id \"", processed.id(), "\"")));

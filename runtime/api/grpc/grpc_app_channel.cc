@@ -462,10 +462,8 @@ void GrpcAppChannel::DeliverEvent(TopicEvent event, Callback<EventStatus> done) 
   });
 }
 
-namespace {
-
-EventStatus FromStatus(v1::TopicEventResponse::TopicEventResponseStatus status) {
-  switch (status) {
+EventStatus EventStatusOf(int topic_event_response_status) {
+  switch (topic_event_response_status) {
     case v1::TopicEventResponse::SUCCESS:
       return EventStatus::kSuccess;
     case v1::TopicEventResponse::DROP:
@@ -474,8 +472,6 @@ EventStatus FromStatus(v1::TopicEventResponse::TopicEventResponseStatus status) 
       return EventStatus::kRetry;
   }
 }
-
-}  // namespace
 
 void GrpcAppChannel::BulkDeliver(BulkTopicEvent bulk, Callback<BulkEventStatuses> done) {
   // One attempt of the batch; `alpha` picks OnBulkTopicEventAlpha1.
@@ -552,7 +548,7 @@ void GrpcAppChannel::BulkDeliver(BulkTopicEvent bulk, Callback<BulkEventStatuses
       } else {
         BulkEventStatuses statuses;
         for (const v1::TopicEventBulkResponseEntry& e : call->response.statuses()) {
-          statuses[e.entry_id()] = FromStatus(e.status());
+          statuses[e.entry_id()] = EventStatusOf(e.status());
         }
         result = std::move(statuses);
       }

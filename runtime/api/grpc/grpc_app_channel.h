@@ -52,6 +52,10 @@ namespace remora::runtime::grpc {
 void ToTopicEventRequest(const TopicEvent& event,
                          ::dapr::proto::runtime::v1::TopicEventRequest* out);
 
+// A TopicEventResponseStatus (its wire value), as the app or a streaming subscriber answered it:
+// SUCCESS and DROP as such, RETRY and any value this build does not know as kRetry (as daprd).
+EventStatus EventStatusOf(int topic_event_response_status);
+
 class GrpcAppChannel final : public AppChannel {
  public:
   explicit GrpcAppChannel(AppChannelConfig config);

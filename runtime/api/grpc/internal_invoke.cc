@@ -39,6 +39,17 @@ std::string RpcError(const ::grpc::Status& status) {
   return StrCat("rpc error: code = ", name, " desc = ", status.error_message());
 }
 
+// Headers / gRPC metadata into the repeated Header field of our internal proto.
+void AddHeaders(std::vector<std::pair<std::string, std::string>> from,
+                ::google::protobuf::RepeatedPtrField<iv1::Header>* to) {
+  to->Reserve(static_cast<int>(from.size()));
+  for (auto& [name, value] : from) {
+    iv1::Header* h = to->Add();
+    h->set_name(std::move(name));
+    h->set_value(std::move(value));
+  }
+}
+
 void ToProto(InvokeRequest&& in, const std::string& app_id, iv1::InvokeRequest* out) {
   out->set_app_id(app_id);
   out->set_method(std::move(in.method));
@@ -46,11 +57,7 @@ void ToProto(InvokeRequest&& in, const std::string& app_id, iv1::InvokeRequest* 
   out->set_query(std::move(in.query));
   out->set_content_type(std::move(in.content_type));
   out->set_data(std::move(in.data));
-  for (auto& [name, value] : in.headers) {
-    iv1::Header* h = out->add_headers();
-    h->set_name(std::move(name));
-    h->set_value(std::move(value));
-  }
+  AddHeaders(std::move(in.headers), out->mutable_headers());
 }
 
 InvokeRequest FromProto(iv1::InvokeRequest& in) {
@@ -113,16 +120,8 @@ class Service final : public iv1::Invocation::CallbackService {
         res->set_grpc_message(std::move(result->grpc_message));
         res->set_grpc_details(std::move(result->grpc_details));
         res->set_payload(std::move(result->payload));
-        for (auto& [name, value] : result->headers) {
-          iv1::Header* h = res->add_headers();
-          h->set_name(std::move(name));
-          h->set_value(std::move(value));
-        }
-        for (auto& [name, value] : result->trailers) {
-          iv1::Header* h = res->add_trailers();
-          h->set_name(std::move(name));
-          h->set_value(std::move(value));
-        }
+        AddHeaders(std::move(result->headers), res->mutable_headers());
+        AddHeaders(std::move(result->trailers), res->mutable_trailers());
         reactor->Finish(::grpc::Status::OK);
       }
       calls_.fetch_sub(1);
@@ -157,11 +156,7 @@ class Service final : public iv1::Invocation::CallbackService {
             res->set_grpc_message(std::move(result->grpc_message));
             res->set_content_type(std::move(result->content_type));
             res->set_data(std::move(result->data));
-            for (auto& [name, value] : result->headers) {
-              iv1::Header* h = res->add_headers();
-              h->set_name(std::move(name));
-              h->set_value(std::move(value));
-            }
+            AddHeaders(std::move(result->headers), res->mutable_headers());
             reactor->Finish(::grpc::Status::OK);
           }
           calls_.fetch_sub(1);
@@ -247,11 +242,7 @@ class Invoker final : public RemoteInvoker {
           MakeStatus(absl::StatusCode::kInternal, "gRPC proxy: malformed proxy request"));
     }
     call->req.set_app_id(app_id);
-    for (auto& [name, value] : request.headers) {
-      iv1::Header* h = call->req.add_metadata();
-      h->set_name(std::move(name));
-      h->set_value(std::move(value));
-    }
+    AddHeaders(std::move(request.headers), call->req.mutable_metadata());
     call->ctx.set_deadline(std::chrono::system_clock::now() + timeout);
     Stub(target)->async()->ProxyUnary(
         &call->ctx, &call->req, &call->res, [call](::grpc::Status status) {
