@@ -114,16 +114,11 @@ class AppChannel {
   // Calls a method of the app. Any answer the app gives, error statuses included, is a response;
   // the callback's error is for a transport failure (app not listening, timeout): UNAVAILABLE or
   // DEADLINE_EXCEEDED with a message naming the app's address.
-  // The default is for channels that only deliver events (test fakes).
-  virtual void Invoke(InvokeRequest request, Callback<InvokeResponse> done) {
-    (void)request;
-    std::move(done)(MakeStatus(absl::StatusCode::kUnimplemented,
-                               "this app channel does not support service invocation"));
-  }
+  virtual void Invoke(InvokeRequest request, Callback<InvokeResponse> done) = 0;
 
   // One app health probe (--enable-app-health-check): HTTP GET of the health path, 2xx = healthy;
   // gRPC AppCallbackHealthCheck.HealthCheck. OK when healthy.
-  virtual void CheckHealth(DoneCallback done) { std::move(done)(absl::OkStatus()); }
+  virtual void CheckHealth(DoneCallback done) = 0;
 };
 
 inline void AppChannel::BulkDeliver(BulkTopicEvent bulk, Callback<BulkEventStatuses> done) {

@@ -98,6 +98,11 @@ class FakeChannel : public AppChannel {
   void ListSubscriptions(Callback<std::vector<SubscriptionSpec>> done) override {
     std::move(done)(subscriptions);
   }
+  // The pub/sub block never invokes or probes the app.
+  void Invoke(InvokeRequest, Callback<InvokeResponse> done) override {
+    std::move(done)(absl::UnimplementedError("FakeChannel has no methods"));
+  }
+  void CheckHealth(DoneCallback done) override { std::move(done)(absl::OkStatus()); }
   void DeliverEvent(TopicEvent event, Callback<EventStatus> done) override {
     int attempt;
     {
